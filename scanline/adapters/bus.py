@@ -1,0 +1,141 @@
+"""Publishing events: to RabbitMQ (AMQP) or, on Knative, to the broker's HTTP sink.
+
+Both publishers take the structured CloudEvent body stored in the outbox. Every publish
+is confirmed (AMQP publisher confirms, or a 2xx from the sink) before the outbox row is
+deleted, so an event is lost neither by the broker nor by this process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Protocol
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import pika
+import requests
+from pika.exceptions import AMQPError
+
+from scanline.adapters.topology import EXCHANGE
+from scanline.errors import DependencyUnavailable
+from scanline.events import STRUCTURED_CONTENT_TYPE, parse_structured
+
+log = logging.getLogger(__name__)
+
+
+class Message(Protocol):
+    id: str
+    type: str
+    body: bytes
+
+
+class Publisher(Protocol):
+    def publish(self, messages: Sequence[Message]) -> None: ...
+    def ping(self) -> None: ...
+    def close(self) -> None: ...
+
+
+def _with_password(url: str, password: str | None) -> str:
+    """Put the secret's password into the URL (pika needs one whenever a user is named)."""
+    parts = urlsplit(url)
+    if parts.password is not None or not parts.username:
+        return url
+    netloc = f"{parts.username}:{quote(password or '', safe='')}@{parts.hostname}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class AmqpPublisher:
+    """One connection per process, guarded by a lock (pika is not thread-safe).
+
+    A broken connection is dropped and reopened once per publish; if that fails too the
+    caller gets ``DependencyUnavailable`` and the events stay in the outbox.
+    """
+
+    def __init__(self, url: str, password: Callable[[], str | None], timeout: float = 2.0) -> None:
+        self._url, self._password, self._timeout = url, password, timeout
+        self._lock = threading.Lock()
+        self._connection: pika.BlockingConnection | None = None
+        self._channel: pika.adapters.blocking_connection.BlockingChannel | None = None
+
+    def _open(self) -> pika.adapters.blocking_connection.BlockingChannel:
+        if self._channel is not None and self._channel.is_open:
+            return self._channel
+        self._drop()
+        params = pika.URLParameters(_with_password(self._url, self._password()))
+        params.socket_timeout = self._timeout
+        params.blocked_connection_timeout = 10
+        params.connection_attempts = 1
+        params.heartbeat = 30
+        self._connection = pika.BlockingConnection(params)
+        channel = self._connection.channel()
+        channel.exchange_declare(EXCHANGE, exchange_type="topic", durable=True)
+        channel.confirm_delivery()
+        self._channel = channel
+        return channel
+
+    def _drop(self) -> None:
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None and connection.is_open:
+            with contextlib.suppress(AMQPError, OSError):
+                connection.close()
+
+    def publish(self, messages: Sequence[Message]) -> None:
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    channel = self._open()
+                    for message in messages:
+                        channel.basic_publish(
+                            EXCHANGE, message.type, message.body,
+                            pika.BasicProperties(
+                                content_type=STRUCTURED_CONTENT_TYPE, delivery_mode=2,
+                                message_id=message.id, type=message.type))
+                    return
+                except (AMQPError, OSError) as exc:
+                    self._drop()
+                    if attempt == 2:
+                        raise DependencyUnavailable("rabbitmq", f"publish failed: {exc!r}") from exc
+
+    def ping(self) -> None:
+        with self._lock:
+            try:
+                self._open()
+                assert self._connection is not None
+                self._connection.process_data_events(0)
+            except (AMQPError, OSError) as exc:
+                self._drop()
+                raise DependencyUnavailable("rabbitmq") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+
+class HttpSinkPublisher:
+    """Knative: POST each event in binary mode to ``K_SINK`` (injected by a SinkBinding)."""
+
+    def __init__(self, sink: str, timeout: float = 5.0) -> None:
+        self._sink, self._timeout = sink, timeout
+        self._session = requests.Session()
+
+    def publish(self, messages: Sequence[Message]) -> None:
+        for message in messages:
+            headers, body = parse_structured(message.body).to_binary()
+            try:
+                response = self._session.post(self._sink, data=body, headers=headers,
+                                              timeout=self._timeout)
+            except requests.RequestException as exc:
+                raise DependencyUnavailable("event-sink", f"publish failed: {exc!r}") from exc
+            if response.status_code >= 300:
+                raise DependencyUnavailable(
+                    "event-sink", f"sink answered {response.status_code}")
+
+    def ping(self) -> None:
+        """A sink has no health endpoint of its own; reachability is checked on publish."""
+
+    def close(self) -> None:
+        self._session.close()

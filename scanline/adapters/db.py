@@ -1,0 +1,110 @@
+"""PostgreSQL through SQLAlchemy 2 on pg8000, and the unit of work handlers use.
+
+The engine is built on first use, never at import; a connection failure becomes
+``DependencyUnavailable`` so the caller gets a 503 (or the message is retried), and the
+pool's pre-ping lets the process recover by itself once the server is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+
+from scanline.adapters.tables import outbox, processed_events
+from scanline.errors import DependencyUnavailable
+from scanline.events import Event
+
+log = logging.getLogger(__name__)
+
+# pg8000 and SQLAlchemy report a dead or unreachable server through these.
+_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError,
+                ConnectionError, TimeoutError)
+
+
+def database_url(url: str, password: str | None) -> URL:
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+pg8000")  # SQLAlchemy 2.1 means psycopg
+    if password and not parsed.password:
+        parsed = parsed.set(password=password)
+    return parsed
+
+
+class Database:
+    """Lazily built engine plus ``transaction()``; one per process."""
+
+    def __init__(self, url: str, password: Callable[[], str | None], *,
+                 timeout: float = 2.0, pool_size: int = 8) -> None:
+        self._url, self._password = url, password
+        self._timeout, self._pool_size = timeout, pool_size
+        self._engine: Engine | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def engine(self) -> Engine:
+        with self._lock:
+            if self._engine is None:
+                self._engine = sa.create_engine(
+                    database_url(self._url, self._password()),
+                    pool_pre_ping=True, pool_size=self._pool_size, max_overflow=4,
+                    pool_timeout=self._timeout, pool_recycle=1800,
+                    client_encoding="utf8", connect_args={"timeout": max(self._timeout, 5)},
+                )
+            return self._engine
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """One transaction: committed on success, rolled back on any exception."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except _UNAVAILABLE as exc:
+            detail = f"database error: {type(exc).__name__}"
+            raise DependencyUnavailable("postgresql", detail) from exc
+
+    def ping(self) -> None:
+        with self.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    def dispose(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+class UnitOfWork:
+    """A transaction plus the events it emits.
+
+    Events go to the outbox table in the same transaction as the change that caused
+    them, so a crash between commit and publish loses nothing: the relay sends them later.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.events: list[Event] = []
+
+    def execute(self, statement: Any, *args: Any) -> Any:
+        return self.conn.execute(statement, *args)
+
+    def emit(self, event: Event) -> None:
+        self.conn.execute(outbox.insert().values(id=event.id, type=event.type,
+                                                 body=event.to_structured()))
+        self.events.append(event)
+
+    def claim(self, consumer: str, event_id: str) -> bool:
+        """Record that ``consumer`` handles ``event_id``; False if it already did.
+
+        A concurrent duplicate blocks on the primary key until this transaction ends, then
+        sees the row: the work happens once whichever copy arrives first.
+        """
+        result = self.conn.execute(
+            insert(processed_events).values(consumer=consumer, event_id=event_id)
+            .on_conflict_do_nothing())
+        return result.rowcount == 1

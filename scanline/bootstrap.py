@@ -1,0 +1,118 @@
+"""Builds each adapter once per process, on first use, and hands them to handlers.
+
+Nothing here connects at import or construction time: a function whose servers are
+not up yet still starts, answers 503 while they are down, and recovers by itself.
+Tests build a ``Container`` with their own settings (and clock) instead of patching.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from scanline.adapters.bus import AmqpPublisher, HttpSinkPublisher, Publisher
+from scanline.adapters.db import Database, UnitOfWork
+from scanline.adapters.mail import SmtpMailer
+from scanline.adapters.outbox import Outbox
+from scanline.adapters.store import ObjectStore
+from scanline.clock import Clock, SystemClock
+from scanline.events import Event, new_event
+from scanline.logs import current_traceparent
+from scanline.secrets import Secrets
+from scanline.settings import Settings
+
+
+T = TypeVar("T")
+
+
+class Container:
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.secrets = Secrets(settings.secrets_dir)
+        self._lock = threading.RLock()
+        self._built: dict[str, Any] = {}
+
+    @classmethod
+    def from_env(cls) -> Container:
+        return cls(Settings.from_env())
+
+    def _once(self, name: str, factory: Callable[[], T]) -> T:
+        with self._lock:
+            if name not in self._built:
+                self._built[name] = factory()
+            return self._built[name]
+
+    def _optional_secret(self, name: str) -> Callable[[], str | None]:
+        return lambda: self.secrets.read(name, default="") or None
+
+    @property
+    def db(self) -> Database:
+        return self._once("db", lambda: Database(
+            self.settings.database_url, self._optional_secret("postgres-password"),
+            timeout=self.settings.dependency_timeout))
+
+    @property
+    def publisher(self) -> Publisher:
+        def build() -> Publisher:
+            if self.settings.event_sink == "http":
+                return HttpSinkPublisher(self.settings.k_sink)
+            return AmqpPublisher(self.settings.rabbitmq_url,
+                                 self._optional_secret("rabbitmq-password"),
+                                 timeout=self.settings.dependency_timeout)
+        return self._once("publisher", build)
+
+    @property
+    def outbox(self) -> Outbox:
+        return self._once("outbox", lambda: Outbox(self.db, self.publisher))
+
+    @property
+    def store(self) -> ObjectStore:
+        return self._once("store", lambda: ObjectStore(
+            self.settings.s3_bucket, endpoint_url=self.settings.s3_endpoint_url,
+            access_key=self.secrets.read("s3-access-key", default="") or None,
+            secret_key=self.secrets.read("s3-secret-key", default="") or None,
+            region=self.settings.s3_region, timeout=self.settings.dependency_timeout))
+
+    @property
+    def mailer(self) -> SmtpMailer:
+        return self._once("mailer", lambda: SmtpMailer(
+            self.settings.smtp_host, self.settings.smtp_port,
+            starttls=self.settings.smtp_starttls, username=self.settings.smtp_username,
+            password=self._optional_secret("smtp-password")))
+
+    @property
+    def source(self) -> str:
+        return f"/functions/{self.settings.function_name}"
+
+    def event(self, type_: str, data: Any, subject: str | None = None) -> Event:
+        """A new event from this function, continuing the current trace."""
+        return new_event(type_, data, source=self.source, subject=subject,
+                         traceparent=current_traceparent())
+
+    @contextmanager
+    def uow(self) -> Iterator[UnitOfWork]:
+        """A transaction whose emitted events are published once it has committed."""
+        with self.db.connect() as conn:
+            work = UnitOfWork(conn)
+            yield work
+        if work.events:
+            self.outbox.flush([e.id for e in work.events])
+
+    def ping(self, dependency: str) -> None:
+        """Raise ``DependencyUnavailable`` unless ``dependency`` answers."""
+        adapter = {"db": lambda: self.db, "bus": lambda: self.publisher,
+                   "store": lambda: self.store, "mail": lambda: self.mailer}[dependency]()
+        adapter.ping()
+
+    def close(self) -> None:
+        with self._lock:
+            built, self._built = self._built, {}
+        if "outbox" in built:
+            built["outbox"].stop()
+        if "publisher" in built:
+            built["publisher"].close()
+        if "db" in built:
+            built["db"].dispose()

@@ -1,0 +1,155 @@
+"""CloudEvents as Scanline uses them: the event types, and one way in and one way out.
+
+Types are spelled here once. ``parse_structured``/``parse_binary`` check the required
+attributes themselves before handing the message to the ``cloudevents`` SDK: the SDK
+invents a random ``id`` when it is missing (which would defeat de-duplication) and
+raises assorted plain exceptions on bad input; every such failure becomes ``BadRequest``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cloudevents.core.bindings import http as ce_http
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
+
+from scanline.errors import BadRequest
+
+USER_REGISTERED = "io.scanline.user.registered.v1"
+USER_VERIFIED = "io.scanline.user.verified.v1"
+EMAIL_REQUESTED = "io.scanline.email.requested.v1"
+EMAIL_SENT = "io.scanline.email.sent.v1"
+OCR_REQUESTED = "io.scanline.ocr.requested.v1"
+OCR_COMPLETED = "io.scanline.ocr.completed.v1"
+# A plain HTTP call carries no CloudEvent; the template synthesises one of this type.
+HTTP_REQUEST = "io.scanline.http.request.v1"
+
+STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
+REQUIRED = ("id", "source", "type", "specversion")
+_FORMAT = JSONFormat()
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    source: str
+    type: str
+    data: Any = None
+    subject: str | None = None
+    time: datetime | None = None
+    datacontenttype: str | None = "application/json"
+    extensions: Mapping[str, Any] = field(default_factory=dict)
+    specversion: str = "1.0"
+    # True when the request carried no CloudEvent and this one was made up for it.
+    synthesised: bool = False
+
+    @property
+    def traceparent(self) -> str | None:
+        value = self.extensions.get("traceparent")
+        return value if isinstance(value, str) else None
+
+    def to_structured(self) -> bytes:
+        """The JSON body used on the broker and for structured HTTP delivery."""
+        return _FORMAT.write(self.to_cloudevent())
+
+    def to_binary(self) -> tuple[dict[str, str], bytes]:
+        message = ce_http.to_binary(self.to_cloudevent(), _FORMAT)
+        return dict(message.headers), message.body
+
+    def to_cloudevent(self) -> CloudEvent:
+        attributes: dict[str, Any] = {
+            "id": self.id, "source": self.source, "type": self.type,
+            "specversion": self.specversion, **dict(self.extensions),
+        }
+        for name in ("subject", "time", "datacontenttype"):
+            if getattr(self, name) is not None:
+                attributes[name] = getattr(self, name)
+        return CloudEvent(attributes, self.data)
+
+
+def new_event(type_: str, data: Any, *, source: str, subject: str | None = None,
+              traceparent: str | None = None) -> Event:
+    """A fresh event with a unique id, the current time and a child trace context."""
+    return Event(
+        id=str(uuid.uuid4()), source=source, type=type_, data=data, subject=subject,
+        time=datetime.now(UTC), extensions={"traceparent": child_traceparent(traceparent)},
+    )
+
+
+def child_traceparent(parent: str | None) -> str:
+    """W3C trace context: keep the trace id of ``parent`` (or start one), new span id."""
+    parts = (parent or "").split("-")
+    trace_id = parts[1] if len(parts) == 4 and len(parts[1]) == 32 else secrets.token_hex(16)
+    return f"00-{trace_id}-{secrets.token_hex(8)}-01"
+
+
+def _from_sdk(event: Any) -> Event:
+    attrs = dict(event.get_attributes())
+    core = {k: attrs.pop(k) for k in REQUIRED}
+    return Event(
+        id=core["id"], source=core["source"], type=core["type"], specversion=core["specversion"],
+        data=event.get_data(), subject=attrs.pop("subject", None), time=attrs.pop("time", None),
+        datacontenttype=attrs.pop("datacontenttype", None),
+        extensions={k: v for k, v in attrs.items() if k != "dataschema"},
+    )
+
+
+def _check_required(attributes: Mapping[str, Any]) -> None:
+    missing = [name for name in REQUIRED
+               if not isinstance(attributes.get(name), str) or not attributes.get(name)]
+    if missing:
+        raise BadRequest(f"CloudEvent is missing required attribute(s): {', '.join(missing)}")
+    if attributes["specversion"] != "1.0":
+        raise BadRequest(f"unsupported CloudEvents specversion {attributes['specversion']!r}")
+
+
+def parse_structured(body: bytes) -> Event:
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"structured CloudEvent is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise BadRequest("structured CloudEvent must be a JSON object")
+    _check_required(document)
+    try:
+        return _from_sdk(_FORMAT.read(CloudEvent, body))
+    except Exception as exc:  # the SDK raises ValueError/TypeError/AttributeError alike
+        raise BadRequest(f"invalid CloudEvent: {exc}") from None
+
+
+def parse_binary(headers: Mapping[str, str], body: bytes) -> Event:
+    ce = {k.lower()[3:]: v for k, v in headers.items() if k.lower().startswith("ce-")}
+    _check_required(ce)
+    lowered = {k.lower(): v for k, v in headers.items()}
+    message_headers = {f"ce-{k}": v for k, v in ce.items()}
+    if "content-type" in lowered:
+        message_headers["content-type"] = lowered["content-type"]
+    try:
+        return _from_sdk(ce_http.from_binary(
+            ce_http.HTTPMessage(headers=message_headers, body=body), _FORMAT, CloudEvent))
+    except Exception as exc:  # bad time, bad extension name, data not matching its type
+        raise BadRequest(f"invalid CloudEvent: {exc}") from None
+
+
+def looks_structured(content_type: str, body: bytes) -> bool:
+    """Connectors may send a structured event as text/plain: recognise it by its shape."""
+    media = content_type.split(";")[0].strip().lower()
+    if media == STRUCTURED_CONTENT_TYPE:
+        return True
+    if media not in ("text/plain", "application/json", ""):
+        return False
+    head = body.lstrip()[:1]
+    if head != b"{":
+        return False
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(document, dict) and "specversion" in document
