@@ -1,0 +1,180 @@
+"""A RabbitMQ consumer that survives broker restarts, shared by the trigger and the gateway.
+
+pika connections are not thread-safe, so each consumer owns one connection in its own
+thread; deliveries are handed to a small worker pool (one worker per prefetched message)
+and settled back on the connection's thread with ``add_callback_threadsafe``. When the
+broker goes away the consumer reconnects with capped exponential back-off; unsettled
+messages are redelivered by the broker, which is why every consumer must be idempotent.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import pika
+import pika.exceptions
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.spec import Basic, BasicProperties
+
+from infra.local import paths
+from infra.local.secretgen import read_secret
+
+log = logging.getLogger(__name__)
+
+RETRY_BASE = 0.5
+RETRY_CAP = 10.0
+
+
+class Outcome(enum.Enum):
+    ACK = "ack"
+    DEAD_LETTER = "dead-letter"  # reject without requeue: the queue's DLX takes it
+    RETRY = "retry"  # back off, then nack with requeue (the delivery limit bounds this)
+
+
+def backoff(attempt: int) -> float:
+    """0.5 s, 1 s, 2 s ... capped at 10 s."""
+    return min(RETRY_CAP, RETRY_BASE * 2 ** max(0, attempt))
+
+
+def delivery_count(properties: BasicProperties) -> int:
+    """How often a quorum queue already delivered this message (absent on the first try)."""
+    headers = properties.headers or {}
+    try:
+        return int(headers.get("x-delivery-count", 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+def connection_parameters(heartbeat: int = 30) -> pika.ConnectionParameters:
+    return pika.ConnectionParameters(
+        host=paths.HOST, port=paths.RABBITMQ_PORT, virtual_host="/",
+        credentials=pika.PlainCredentials(paths.RABBITMQ_USER, read_secret("rabbitmq-password")),
+        heartbeat=heartbeat, connection_attempts=1, socket_timeout=5,
+        blocked_connection_timeout=30, client_properties={"connection_name": "scanline-local"})
+
+
+Handler = Callable[[Basic.Deliver, BasicProperties, bytes], Outcome]
+
+
+class Consumer(threading.Thread):
+    """Consume ``queue`` forever: declare, subscribe, hand out work, reconnect on loss."""
+
+    def __init__(self, queue: str, declare: Callable[[BlockingChannel], None], handle: Handler,
+                 *, prefetch: int, stop: threading.Event) -> None:
+        super().__init__(name=f"consumer-{queue}", daemon=True)
+        self.queue = queue
+        self.declare = declare
+        self.handle = handle
+        self.prefetch = prefetch
+        self.stop = stop
+        self.pool = ThreadPoolExecutor(max_workers=prefetch, thread_name_prefix=queue)
+
+    def run(self) -> None:
+        failures = 0
+        while not self.stop.is_set():
+            try:
+                self._consume()
+                failures = 0
+            except (pika.exceptions.AMQPError, OSError) as exc:
+                delay = backoff(failures)
+                failures += 1
+                log.warning("broker unavailable, reconnecting",
+                            extra={"queue": self.queue, "error": repr(exc), "retry_in": delay})
+                self.stop.wait(delay)
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _consume(self) -> None:
+        connection = pika.BlockingConnection(connection_parameters())
+        try:
+            channel = connection.channel()
+            self.declare(channel)
+            channel.basic_qos(prefetch_count=self.prefetch)
+            channel.basic_consume(self.queue, functools.partial(self._dispatch, connection))
+            log.info("consuming", extra={"queue": self.queue, "prefetch": self.prefetch})
+            while not self.stop.is_set():
+                connection.process_data_events(time_limit=1)
+        finally:
+            if connection.is_open:
+                connection.close()
+
+    def _dispatch(self, connection: pika.BlockingConnection, channel: BlockingChannel,
+                  method: Basic.Deliver, properties: BasicProperties, body: bytes) -> None:
+        self.pool.submit(self._work, connection, channel, method, properties, body)
+
+    def _work(self, connection: pika.BlockingConnection, channel: BlockingChannel,
+              method: Basic.Deliver, properties: BasicProperties, body: bytes) -> None:
+        try:
+            outcome = self.handle(method, properties, body)
+        except Exception:
+            log.exception("handler failed", extra={"queue": self.queue})
+            outcome = Outcome.RETRY
+        if outcome is Outcome.RETRY:
+            # Waiting here (not in the broker) keeps the message invisible to other
+            # consumers meanwhile; the prefetch window bounds how many wait at once.
+            time.sleep(backoff(delivery_count(properties)))
+        try:
+            connection.add_callback_threadsafe(
+                functools.partial(self._settle, channel, method.delivery_tag, outcome))
+        except pika.exceptions.AMQPError:
+            log.info("connection gone before settling; the broker will redeliver",
+                     extra={"queue": self.queue})
+
+    @staticmethod
+    def _settle(channel: BlockingChannel, tag: int, outcome: Outcome) -> None:
+        if not channel.is_open:
+            return
+        if outcome is Outcome.ACK:
+            channel.basic_ack(tag)
+        elif outcome is Outcome.DEAD_LETTER:
+            channel.basic_reject(tag, requeue=False)
+        else:
+            channel.basic_nack(tag, requeue=True)
+
+
+class Publisher:
+    """One confirmed publishing connection shared by request threads behind a lock."""
+
+    def __init__(self, declare: Callable[[BlockingChannel], None] | None = None) -> None:
+        self._declare = declare
+        self._lock = threading.Lock()
+        self._connection: pika.BlockingConnection | None = None
+        self._channel: BlockingChannel | None = None
+
+    def _open(self) -> BlockingChannel:
+        if self._channel is None or not self._channel.is_open:
+            if self._connection is not None and self._connection.is_open:
+                self._connection.close()
+            # No heartbeat: nothing services this connection between publishes.
+            self._connection = pika.BlockingConnection(connection_parameters(heartbeat=0))
+            self._channel = self._connection.channel()
+            self._channel.confirm_delivery()
+            if self._declare:
+                self._declare(self._channel)
+        return self._channel
+
+    def publish(self, exchange: str, routing_key: str, body: bytes,
+                properties: BasicProperties) -> None:
+        """Publish persistently and wait for the broker's confirm; one reconnect on failure."""
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    channel = self._open()
+                    channel.basic_publish(exchange, routing_key, body, properties,
+                                          mandatory=True)
+                    return
+                except (pika.exceptions.AMQPConnectionError,
+                        pika.exceptions.AMQPChannelError, OSError):
+                    self._channel = None
+                    if attempt == 2:
+                        raise
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None and self._connection.is_open:
+                self._connection.close()

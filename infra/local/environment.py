@@ -1,0 +1,43 @@
+"""The environment a function process gets locally: stack.yml's values with local endpoints.
+
+stack.yml names cluster hosts (``postgresql.scanline`` ...); locally every dependency listens
+on 127.0.0.1, so those values are overlaid here and nowhere else. Passwords are not put in
+URLs: functions read them from ``SECRETS_DIR`` exactly as they do on OpenFaaS.
+"""
+
+from __future__ import annotations
+
+from infra.local import paths
+from infra.local.stackfile import Stack, load
+
+
+def local_overrides() -> dict[str, str]:
+    return {
+        "DATABASE_URL": (f"postgresql+pg8000://{paths.DB_USER}@{paths.HOST}:"
+                         f"{paths.POSTGRES_PORT}/{paths.DB_NAME}"),
+        "RABBITMQ_URL": f"amqp://{paths.RABBITMQ_USER}@{paths.HOST}:{paths.RABBITMQ_PORT}/%2F",
+        "S3_ENDPOINT_URL": f"http://{paths.HOST}:{paths.S3_PORT}",
+        "S3_BUCKET": paths.S3_BUCKET,
+        "SMTP_HOST": paths.HOST,
+        "SMTP_PORT": str(paths.SMTP_PORT),
+        "SMTP_STARTTLS": "false",
+        "PUBLIC_URL": f"http://{paths.HOST}:{paths.GATEWAY_PORT}",
+        "SECRETS_DIR": str(paths.SECRETS_DIR),
+        "LOG_FORMAT": "json",
+        # ocr (issue 4): keras-ocr when its weights are in this folder, tesseract otherwise
+        # (the ocr function logs which at start).
+        "OCR_ENGINE": "auto",
+        "OCR_MODEL_DIR": str(paths.LOCAL / "models" / "keras-ocr"),
+    }
+
+
+def function_environment(name: str, stack: Stack | None = None) -> dict[str, str]:
+    """Environment for function ``name``; a name absent from stack.yml (a test) gets the base."""
+    stack = stack or load()
+    function = stack.functions.get(name)
+    env = dict(function.environment) if function else {}
+    env.update(local_overrides())
+    env["FUNCTION_NAME"] = name
+    if function:
+        env["PORT"] = str(function.port)
+    return env

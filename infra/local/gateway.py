@@ -1,0 +1,340 @@
+"""Local stand-in for the OpenFaaS gateway: the same URLs, in front of local processes.
+
+- ``/function/<name>[/<path>]`` proxies to the function, streaming both bodies (waitress
+  spools large uploads to disk; the proxy never holds a 20 MiB body in memory).
+- ``/async-function/<name>[/<path>]`` answers 202 + ``X-Call-Id`` after the request is
+  confirmed by RabbitMQ; a worker invokes the function later and POSTs the result to
+  ``X-Callback-Url`` (the OpenFaaS queue-worker's contract).
+- ``/healthz`` reports every function and dependency; ``/system/functions`` lists functions.
+Errors are RFC 9457 problem documents, like the functions' own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import smtplib
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, BinaryIO
+from urllib.parse import quote
+
+import pg8000.native
+import pika
+import requests
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.spec import Basic, BasicProperties
+from waitress import serve
+
+from infra.local import paths
+from infra.local.amqp import Consumer, Outcome, Publisher
+from infra.local.secretgen import read_secret
+from infra.local.stackfile import Function, Stack, load
+from infra.local.trigger import declare_topology
+from scanline.adapters.topology import queue_name
+from scanline.logs import configure as configure_logging
+
+log = logging.getLogger("gateway")
+
+ASYNC = "async"  # queue scanline.async and its dead-letter queue, named by topology
+ASYNC_QUEUE = queue_name(ASYNC)
+ASYNC_MAX_BYTES = 1024 * 1024  # OpenFaaS' NATS limit: pass an S3 key, not a file
+ASYNC_RETRY_STATUSES = {408, 429, 500, 502, 503, 504}  # the Pro queue-worker's set
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+              "trailer", "trailers", "transfer-encoding", "upgrade", "host", "content-length"}
+CHUNK = 64 * 1024
+FUNCTION_TIMEOUT = float(os.environ.get("GATEWAY_FUNCTION_TIMEOUT", "60"))
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+REASONS = {200: "OK", 202: "Accepted", 404: "Not Found", 405: "Method Not Allowed",
+           413: "Content Too Large", 502: "Bad Gateway", 503: "Service Unavailable",
+           504: "Gateway Timeout"}
+
+
+def problem(start_response: StartResponse, status: int, detail: str) -> list[bytes]:
+    title = REASONS.get(status, "Error")
+    body = json.dumps({"type": "about:blank", "title": title, "status": status,
+                       "detail": detail}).encode()
+    start_response(f"{status} {title}", [("Content-Type", "application/problem+json"),
+                                         ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def json_response(start_response: StartResponse, status: int, document: object) -> list[bytes]:
+    body = json.dumps(document).encode()
+    start_response(f"{status} {REASONS.get(status, '')}".strip(),
+                   [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+class SizedStream:
+    """``wsgi.input`` with a length, so requests streams it with Content-Length, not chunked."""
+
+    def __init__(self, stream: BinaryIO, length: int) -> None:
+        self.stream = stream
+        self.remaining = length
+
+    def __len__(self) -> int:
+        return self.remaining
+
+    def read(self, size: int = -1) -> bytes:
+        if self.remaining <= 0:
+            return b""
+        size = self.remaining if size < 0 else min(size, self.remaining)
+        data = self.stream.read(size)
+        self.remaining -= len(data)
+        return data
+
+
+def request_headers(environ: dict[str, Any]) -> dict[str, str]:
+    """The client's end-to-end headers plus X-Forwarded-* (hop-by-hop ones dropped)."""
+    headers = {}
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            name = key[5:].replace("_", "-").title()
+            if name.lower() not in HOP_BY_HOP:
+                headers[name] = value
+    if environ.get("CONTENT_TYPE"):
+        headers["Content-Type"] = environ["CONTENT_TYPE"]
+    client = environ.get("REMOTE_ADDR", "")
+    previous = headers.get("X-Forwarded-For")
+    headers["X-Forwarded-For"] = f"{previous}, {client}" if previous else client
+    headers["X-Forwarded-Host"] = environ.get("HTTP_HOST", "")
+    headers["X-Forwarded-Proto"] = environ.get("wsgi.url_scheme", "http")
+    return headers
+
+
+def split_route(path: str, prefix: str) -> tuple[str, str]:
+    """``/function/name/a/b`` -> (``name``, ``/a/b``)."""
+    rest = path[len(prefix):]
+    name, _, sub = rest.partition("/")
+    return name, "/" + sub
+
+
+class Gateway:
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=32, pool_maxsize=32)
+        self.session.mount("http://", adapter)
+        self.publisher = Publisher(declare_async_queue)
+        self.checks = ThreadPoolExecutor(max_workers=8, thread_name_prefix="healthz")
+
+    # --- WSGI entry point --------------------------------------------------------------
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        method = environ["REQUEST_METHOD"]
+        if path.startswith("/function/"):
+            return self.proxy(environ, start_response, *split_route(path, "/function/"))
+        if path.startswith("/async-function/"):
+            if method != "POST":
+                return problem(start_response, 405, "async invocations must be POST")
+            return self.enqueue(environ, start_response, *split_route(path, "/async-function/"))
+        if path in ("/healthz", "/healthz/"):
+            return self.healthz(start_response)
+        if path.rstrip("/") == "/system/functions" and method == "GET":
+            return json_response(start_response, 200, self.system_functions())
+        return problem(start_response, 404, f"no route for {path}")
+
+    def _function(self, name: str) -> Function | None:
+        return self.stack.functions.get(name)
+
+    # --- synchronous proxy -------------------------------------------------------------
+    def proxy(self, environ: dict[str, Any], start_response: StartResponse, name: str,
+              sub_path: str) -> Iterable[bytes]:
+        function = self._function(name)
+        if function is None:
+            return problem(start_response, 404, f"function {name!r} is not deployed")
+        query = environ.get("QUERY_STRING", "")
+        url = f"http://{paths.HOST}:{function.port}{quote(sub_path, safe='/%:@!$&()*+,;=~')}"
+        if query:
+            url += "?" + query
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = SizedStream(environ["wsgi.input"], length) if length else None
+        try:
+            upstream = self.session.request(
+                environ["REQUEST_METHOD"], url, data=body, headers=request_headers(environ),
+                stream=True, allow_redirects=False, timeout=(2, FUNCTION_TIMEOUT))
+        except requests.ConnectionError:
+            return problem(start_response, 503, f"function {name!r} is not running")
+        except requests.Timeout:
+            return problem(start_response, 504, f"function {name!r} did not answer in time")
+        headers = [(k, v) for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP]
+        if "Content-Length" in upstream.headers:
+            headers.append(("Content-Length", upstream.headers["Content-Length"]))
+        start_response(f"{upstream.status_code} {upstream.reason}", headers)
+        return self._stream(upstream)
+
+    @staticmethod
+    def _stream(upstream: requests.Response) -> Iterator[bytes]:
+        try:
+            yield from upstream.raw.stream(CHUNK, decode_content=False)
+        finally:
+            upstream.close()
+
+    # --- asynchronous invocation -------------------------------------------------------
+    def enqueue(self, environ: dict[str, Any], start_response: StartResponse, name: str,
+                sub_path: str) -> Iterable[bytes]:
+        if self._function(name) is None:
+            return problem(start_response, 404, f"function {name!r} is not deployed")
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        if length > ASYNC_MAX_BYTES:
+            return problem(start_response, 413,
+                           f"async requests are limited to {ASYNC_MAX_BYTES} bytes")
+        body = environ["wsgi.input"].read(length) if length else b""
+        call_id = environ.get("HTTP_X_CALL_ID") or str(uuid.uuid4())
+        headers = request_headers(environ)
+        headers["X-Call-Id"] = call_id
+        properties = BasicProperties(
+            delivery_mode=2, message_id=call_id, content_type="application/octet-stream",
+            headers={"function": name, "path": sub_path,
+                     "query": environ.get("QUERY_STRING", ""),
+                     "request-headers": json.dumps(headers),
+                     "callback-url": environ.get("HTTP_X_CALLBACK_URL", "")})
+        try:
+            self.publisher.publish("", ASYNC_QUEUE, body, properties)
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            log.warning("async publish failed", extra={"target": name, "error": repr(exc)})
+            return problem(start_response, 503, "the queue is unavailable; retry later")
+        log.info("queued", extra={"target": name, "call_id": call_id})
+        start_response("202 Accepted", [("X-Call-Id", call_id), ("Content-Length", "0")])
+        return [b""]
+
+    def invoke_async(self, method: Basic.Deliver, properties: BasicProperties,
+                     body: bytes) -> Outcome:
+        """Queue-worker side: call the function, retry transient failures, then call back."""
+        meta = properties.headers or {}
+        name = str(meta.get("function", ""))
+        function = self._function(name)
+        call_id = properties.message_id or ""
+        if function is None:
+            log.warning("async call for unknown function", extra={"target": name})
+            return Outcome.DEAD_LETTER
+        url = f"http://{paths.HOST}:{function.port}{meta.get('path', '/')}"
+        if meta.get("query"):
+            url += f"?{meta['query']}"
+        headers = json.loads(str(meta.get("request-headers", "{}")))
+        try:
+            response = self.session.post(url, data=body, headers=headers,
+                                         timeout=FUNCTION_TIMEOUT)
+        except requests.RequestException as exc:
+            log.warning("async invoke failed", extra={"target": name, "call_id": call_id,
+                                                      "error": type(exc).__name__})
+            return Outcome.RETRY
+        if response.status_code in ASYNC_RETRY_STATUSES:
+            return Outcome.RETRY
+        log.info("async invoked", extra={"target": name, "call_id": call_id,
+                                         "status": response.status_code})
+        callback = str(meta.get("callback-url", ""))
+        if callback:
+            self._callback(callback, name, call_id, response)
+        return Outcome.ACK
+
+    def _callback(self, url: str, name: str, call_id: str, response: requests.Response) -> None:
+        headers = {"X-Call-Id": call_id, "X-Function-Status": str(response.status_code),
+                   "X-Function-Name": name,
+                   "Content-Type": response.headers.get("Content-Type",
+                                                        "application/octet-stream")}
+        try:
+            self.session.post(url, data=response.content, headers=headers, timeout=10)
+        except requests.RequestException as exc:
+            # The function already ran; a lost callback is logged, not retried (as OpenFaaS).
+            log.warning("callback failed", extra={"call_id": call_id, "error": repr(exc)})
+
+    # --- health and listing ------------------------------------------------------------
+    def _function_up(self, function: Function) -> bool:
+        try:
+            return requests.get(f"http://{paths.HOST}:{function.port}/_/health",
+                                timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def healthz(self, start_response: StartResponse) -> list[bytes]:
+        names = list(self.stack.functions)
+        functions = self.checks.map(self._function_up, self.stack.functions.values())
+        dependencies = dict(zip(DEPENDENCY_CHECKS,
+                                self.checks.map(_check, DEPENDENCY_CHECKS.values()),
+                                strict=True))
+        report = {
+            "functions": {n: "up" if ok else "down" for n, ok in zip(names, functions,
+                                                                    strict=True)},
+            "dependencies": {n: "up" if ok else "down" for n, ok in dependencies.items()},
+        }
+        healthy = all(v == "up" for group in report.values() for v in group.values())
+        document = {"status": "ok" if healthy else "degraded", **report}
+        return json_response(start_response, 200 if healthy else 503, document)
+
+    def system_functions(self) -> list[dict[str, object]]:
+        return [{"name": f.name, "image": f.image, "namespace": "openfaas-fn",
+                 "replicas": 1, "availableReplicas": 1 if self._function_up(f) else 0,
+                 "invocationCount": 0, "envProcess": "python index.py",
+                 "labels": f.labels, "annotations": f.annotations}
+                for f in self.stack.functions.values()]
+
+
+def _check(probe: Callable[[], object]) -> bool:
+    try:
+        probe()
+        return True
+    except Exception:
+        return False
+
+
+def _postgresql() -> None:
+    pg8000.native.Connection(paths.DB_USER, host=paths.HOST, port=paths.POSTGRES_PORT,
+                             database=paths.DB_NAME, password=read_secret("postgres-password"),
+                             timeout=2).close()
+
+
+def _rabbitmq() -> None:
+    with socket.create_connection((paths.HOST, paths.RABBITMQ_PORT), timeout=2) as sock:
+        sock.sendall(b"AMQP\x00\x00\x09\x01")
+        if not sock.recv(8):  # the broker answers with connection.start
+            raise ConnectionError("no AMQP greeting")
+
+
+def _s3() -> None:
+    requests.head(f"http://{paths.HOST}:{paths.S3_PORT}/{paths.S3_BUCKET}",
+                  timeout=2).raise_for_status()
+
+
+def _smtp() -> None:
+    smtplib.SMTP(paths.HOST, paths.SMTP_PORT, timeout=2).quit()
+
+
+DEPENDENCY_CHECKS: dict[str, Callable[[], object]] = {
+    "postgresql": _postgresql, "rabbitmq": _rabbitmq, "s3": _s3, "smtp": _smtp}
+
+
+def declare_async_queue(channel: BlockingChannel) -> None:
+    """A quorum queue like a function's, so a failing async call is retried a bounded
+    number of times and then kept in ``scanline.async.dlq``."""
+    declare_topology(channel, ASYNC, ())
+
+
+def main() -> None:
+    configure_logging("gateway")
+    gateway = Gateway(load())
+    stop = threading.Event()
+    worker = Consumer(ASYNC_QUEUE, declare_async_queue, gateway.invoke_async,
+                      prefetch=int(os.environ.get("ASYNC_WORKERS", "4")), stop=stop)
+    worker.start()
+
+    def shutdown(*_: object) -> None:
+        stop.set()
+        gateway.publisher.close()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, shutdown)
+    log.info("listening", extra={"port": paths.GATEWAY_PORT})
+    serve(gateway, host=paths.HOST, port=paths.GATEWAY_PORT, threads=16, ident="scanline-gateway",
+          max_request_body_size=64 * 1024 * 1024, channel_timeout=120)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""Where the local stack keeps its files and which ports it uses: spelled here once.
+
+Everything generated at run time lives under ``.local/`` (git-ignored), so deleting that
+folder resets the stack except for the system PostgreSQL/RabbitMQ data.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+LOCAL = REPO / ".local"
+BUILD_DIR = LOCAL / "build"
+SECRETS_DIR = LOCAL / "secrets"
+LOG_DIR = LOCAL / "logs"
+STATE_FILE = LOCAL / "state.json"
+SUPERVISOR_CONF = LOCAL / "supervisord.conf"
+SUPERVISOR_PID = LOCAL / "supervisord.pid"
+SUPERVISOR_SOCK = LOCAL / "supervisor.sock"
+VENV = REPO / ".venv"
+PYTHON = VENV / "bin" / "python"
+
+HOST = "127.0.0.1"
+GATEWAY_PORT = int(os.environ.get("GATEWAY_PORT", "8080"))
+POSTGRES_PORT = 5432
+RABBITMQ_PORT = 5672
+S3_PORT = 9000
+SMTP_PORT = 1025
+MAIL_WEB_PORT = 8025
+
+S3_BUCKET = "scanline-uploads"
+DB_NAME = "scanline"
+DB_USER = "scanline"
+RABBITMQ_USER = "scanline"
+
+
+def mail_dir() -> Path:
+    """``$MAIL_DIR`` or ``.local/mail``: read at call time so tests and the CLI can redirect it."""
+    return Path(os.environ.get("MAIL_DIR", str(LOCAL / "mail")))

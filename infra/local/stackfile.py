@@ -1,0 +1,107 @@
+"""Read ``stack.yml`` the way faas-cli does, so the local stack never hard-codes a function.
+
+faas-cli substitutes ``${VAR}``, ``${VAR:-default}`` and ``${VAR-default}`` (drone/envsubst)
+in the raw YAML text before parsing it; doing the same here keeps one source of truth for
+names, environment, secrets and topics.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra.local.paths import REPO
+
+_VARIABLE = re.compile(
+    r"\$(?:\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?-)(?P<default>[^}]*))?\}"
+    r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
+)
+
+
+def envsubst(text: str, environ: Mapping[str, str] | None = None) -> str:
+    """Expand variables like drone/envsubst: ``:-`` also replaces an empty value, ``-`` not."""
+    env = os.environ if environ is None else environ
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group("name") or match.group("bare")
+        value = env.get(name)
+        op = match.group("op")
+        if op == ":-" and not value:
+            return match.group("default")
+        if op == "-" and value is None:
+            return match.group("default")
+        return value or ""
+
+    return _VARIABLE.sub(replace, text)
+
+
+@dataclass(frozen=True)
+class Function:
+    """One entry of ``functions:``; ``port`` is where its local process listens."""
+
+    name: str
+    lang: str
+    handler: str
+    port: int
+    environment: dict[str, str] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()
+    annotations: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    image: str = ""
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        """CloudEvent types from the comma-separated ``topic`` annotation (the connector's)."""
+        raw = self.annotations.get("topic", "")
+        return tuple(t.strip() for t in raw.split(",") if t.strip())
+
+
+@dataclass(frozen=True)
+class Stack:
+    root: Path
+    functions: dict[str, Function]
+    copy: tuple[str, ...]
+
+    def secret_names(self) -> list[str]:
+        return sorted({s for fn in self.functions.values() for s in fn.secrets})
+
+
+def _scalar(value: Any) -> str:
+    """A YAML scalar as the string faas-cli's map[string]string would hold (``false``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+def _strings(mapping: Mapping[str, Any] | None) -> dict[str, str]:
+    return {str(k): _scalar(v) for k, v in (mapping or {}).items()}
+
+
+def load(path: Path | None = None, *, port_base: int | None = None,
+         environ: Mapping[str, str] | None = None) -> Stack:
+    """Parse stack.yml; functions get ports ``port_base + 1, + 2, ...`` in file order."""
+    path = path or REPO / "stack.yml"
+    env = os.environ if environ is None else environ
+    base = port_base if port_base is not None else int(env.get("FUNCTION_PORT_BASE", "8100"))
+    document = yaml.safe_load(envsubst(path.read_text(), env)) or {}
+    functions = {}
+    for index, (name, spec) in enumerate((document.get("functions") or {}).items(), start=1):
+        functions[name] = Function(
+            name=name,
+            lang=spec["lang"],
+            handler=spec["handler"],
+            port=base + index,
+            environment=_strings(spec.get("environment")),
+            secrets=tuple(spec.get("secrets") or ()),
+            annotations=_strings(spec.get("annotations")),
+            labels=_strings(spec.get("labels")),
+            image=str(spec.get("image", "")),
+        )
+    copy = tuple((document.get("configuration") or {}).get("copy") or ())
+    return Stack(root=path.parent, functions=functions, copy=copy)

@@ -1,0 +1,188 @@
+"""The local stack itself: build layout, mail sink, broker topology, gateway, dead letters."""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pika
+import pika.exceptions
+import pytest
+import requests
+
+from infra.local import paths
+from infra.local.amqp import connection_parameters
+from infra.local.build import build_context
+from infra.local.pytest_stack import GATEWAY, local_stack  # noqa: F401 (fixture)
+from infra.local.stackfile import Stack, envsubst, load
+from scanline.adapters.topology import (
+    DEAD_LETTER_EXCHANGE,
+    EXCHANGE,
+    dead_letter_queue,
+    queue_arguments,
+    queue_name,
+)
+
+# --- build layout (no services needed) ---------------------------------------------------
+
+
+def _write(path: Path, text: str = "") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_build_context_matches_faas_cli_layout(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    _write(repo / "templates/lang/index.py", "template index")
+    _write(repo / "templates/lang/template.yml")
+    _write(repo / "templates/lang/function/handler.py", "template handler")
+    _write(repo / "templates/lang/function/requirements.txt")
+    _write(repo / "functions/fn/handler.py", "real handler")
+    _write(repo / "functions/fn/lib/util.py")
+    _write(repo / "functions/fn/build/junk")
+    _write(repo / "functions/fn/template/junk")
+    _write(repo / "shared/__init__.py")
+    _write(repo / "stack.yml", "functions:\n  fn: {lang: lang, handler: ./functions/fn}\n"
+                              "configuration: {copy: [./shared]}\n")
+    out = tmp_path / "build"
+
+    context = build_context("fn", load(repo / "stack.yml"), out)
+
+    assert (repo / "template").resolve() == (repo / "templates").resolve()
+    files = {str(p.relative_to(context)) for p in context.rglob("*") if p.is_file()}
+    assert files == {"index.py", "template.yml", "function/handler.py",
+                     "function/requirements.txt", "function/lib/util.py",
+                     "function/shared/__init__.py"}
+    assert (context / "function/handler.py").read_text() == "real handler"
+
+
+def test_repository_template_dir_resolves_to_templates() -> None:
+    assert (paths.REPO / "template").resolve() == (paths.REPO / "templates").resolve()
+
+
+def test_envsubst_follows_faas_cli() -> None:
+    env = {"SET": "x", "EMPTY": ""}
+    assert envsubst("${SET:-d} ${UNSET:-d} ${EMPTY:-d} ${EMPTY-d} $SET ${UNSET}", env) == \
+        "x d d  x "
+
+
+# --- running services --------------------------------------------------------------------
+
+
+def _subscribers(stack: Stack) -> list[str]:
+    return [f.name for f in stack.functions.values() if f.topics]
+
+
+def test_mail_sink_stores_each_message_as_eml(local_stack: Stack) -> None:  # noqa: F811
+    subject = f"sink {uuid.uuid4()}"
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "a@example.com", "b@example.com", subject
+    message.set_content("body")
+    with smtplib.SMTP(paths.HOST, paths.SMTP_PORT, timeout=5) as smtp:
+        smtp.send_message(message)
+    listing: list[dict[str, str]] = []
+    for _ in range(50):
+        listing = requests.get(f"http://{paths.HOST}:{paths.MAIL_WEB_PORT}/api/messages",
+                               timeout=5).json()
+        if any(m["subject"] == subject for m in listing):
+            break
+        time.sleep(0.1)
+    found = [m for m in listing if m["subject"] == subject]
+    assert found and found[0]["to"] == "b@example.com"
+    eml = paths.mail_dir() / found[0]["file"]
+    assert eml.suffix == ".eml" and subject in eml.read_text()
+    assert not list(paths.mail_dir().glob(".*.tmp"))
+    cli = subprocess.run([sys.executable, "-m", "infra.local.mail", "list"], cwd=paths.REPO,
+                         capture_output=True, text=True, check=True)
+    assert subject in cli.stdout
+
+
+def test_trigger_topology_is_declared(local_stack: Stack) -> None:  # noqa: F811
+    subscribers = _subscribers(local_stack)
+    if not subscribers:
+        pytest.skip("no function in stack.yml has a topic annotation")
+    connection = pika.BlockingConnection(connection_parameters())
+    try:
+        channel = connection.channel()
+        channel.exchange_declare(EXCHANGE, exchange_type="topic", durable=True, passive=True)
+        channel.exchange_declare(DEAD_LETTER_EXCHANGE, exchange_type="direct", durable=True,
+                                 passive=True)
+        for fn in subscribers:
+            channel.queue_declare(dead_letter_queue(fn), durable=True, passive=True)
+            # Re-declaring with identical arguments succeeds only if they match exactly.
+            channel.queue_declare(queue_name(fn), durable=True, arguments=queue_arguments(fn))
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as mismatch:
+            channel.queue_declare(queue_name(subscribers[0]), durable=True,
+                                  arguments=queue_arguments(subscribers[0], 1234))
+        assert mismatch.value.reply_code == 406
+    finally:
+        connection.close()
+    listed = subprocess.run(["rabbitmqctl", "-q", "list_bindings", "source_name",
+                             "destination_name", "routing_key", "--formatter", "json"],
+                            capture_output=True, text=True, check=True).stdout
+    bindings = {(b["source_name"], b["destination_name"], b["routing_key"])
+                for b in json.loads(listed)}
+    for fn in subscribers:
+        for topic in local_stack.functions[fn].topics:
+            assert (EXCHANGE, queue_name(fn), topic) in bindings
+        assert (DEAD_LETTER_EXCHANGE, dead_letter_queue(fn), dead_letter_queue(fn)) in bindings
+
+
+def test_unknown_function_is_a_404_problem(local_stack: Stack) -> None:  # noqa: F811
+    for prefix in ("function", "async-function"):
+        response = requests.post(f"{GATEWAY}/{prefix}/no-such-fn/x?y=1", data=b"{}", timeout=5)
+        assert response.status_code == 404
+        assert response.headers["Content-Type"] == "application/problem+json"
+        assert response.json()["status"] == 404
+
+
+def test_healthz_lists_every_function_and_dependency(local_stack: Stack) -> None:  # noqa: F811
+    document = requests.get(f"{GATEWAY}/healthz", timeout=10).json()
+    assert set(document["functions"]) == set(local_stack.functions)
+    assert set(document["dependencies"]) == {"postgresql", "rabbitmq", "s3", "smtp"}
+    assert document["status"] in {"ok", "degraded"}
+    listed = requests.get(f"{GATEWAY}/system/functions", timeout=10).json()
+    assert {f["name"] for f in listed} == set(local_stack.functions)
+
+
+def test_proxy_reaches_a_function_sub_path(local_stack: Stack) -> None:  # noqa: F811
+    name = next(iter(local_stack.functions))
+    assert requests.get(f"{GATEWAY}/function/{name}/_/health", timeout=5).status_code == 200
+
+
+def test_async_call_is_queued_and_called_back(local_stack: Stack) -> None:  # noqa: F811
+    received: list[dict[str, str]] = []
+    done = threading.Event()
+
+    class Callback(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            received.append(dict(self.headers))
+            self.send_response(200)
+            self.end_headers()
+            done.set()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer((paths.HOST, 0), Callback)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        name = next(iter(local_stack.functions))
+        response = requests.post(
+            f"{GATEWAY}/async-function/{name}/_/health", data=b"{}", timeout=5,
+            headers={"X-Callback-Url": f"http://{paths.HOST}:{server.server_port}/cb"})
+        assert response.status_code == 202
+        assert done.wait(15), "no callback within 15 s"
+        assert received[0]["X-Call-Id"] == response.headers["X-Call-Id"]
+        assert received[0]["X-Function-Status"].isdigit()
+    finally:
+        server.shutdown()

@@ -1,0 +1,42 @@
+"""The running local stack as tests see it: URLs, credentials and its supervisor."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+REPO = Path(__file__).resolve().parents[2]
+LOCAL = REPO / ".local"
+
+
+@dataclass(frozen=True)
+class Stack:
+    gateway: str = "http://127.0.0.1:8080"
+    secrets_dir: Path = LOCAL / "secrets"
+    mail_dir: Path = LOCAL / "mail"
+
+    def secret(self, name: str) -> str:
+        return (self.secrets_dir / name).read_text().strip()
+
+    @property
+    def amqp_url(self) -> str:
+        password = quote(self.secret("rabbitmq-password"), safe="")
+        return f"amqp://scanline:{password}@127.0.0.1:5672/%2F"
+
+    def supervisorctl(self, *args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "supervisor.supervisorctl", "-c",
+             str(LOCAL / "supervisord.conf"), *args],
+            capture_output=True, text=True, timeout=60)
+        if result.returncode not in (0, 3):  # 3: a program is not running (status)
+            raise RuntimeError(f"supervisorctl {' '.join(args)}: {result.stdout}{result.stderr}")
+        return result.stdout
+
+    def stop_program(self, name: str) -> None:
+        self.supervisorctl("stop", name)
+
+    def start_program(self, name: str) -> None:
+        self.supervisorctl("start", name)
