@@ -12,7 +12,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from scanline.adapters.bus import AmqpPublisher, HttpSinkPublisher, Publisher
+from scanline.adapters.bus import (
+    AmqpPublisher,
+    HttpSinkPublisher,
+    Publisher,
+    ReplyPublisher,
+)
 from scanline.adapters.db import Database, UnitOfWork
 from scanline.adapters.mail import SmtpMailer
 from scanline.adapters.outbox import Outbox
@@ -59,6 +64,8 @@ class Container:
         def build() -> Publisher:
             if self.settings.event_sink == "http":
                 return HttpSinkPublisher(self.settings.k_sink)
+            if self.settings.event_sink == "reply":
+                return ReplyPublisher(HttpSinkPublisher(self.settings.k_sink))
             return AmqpPublisher(self.settings.rabbitmq_url,
                                  self._optional_secret("rabbitmq-password"),
                                  timeout=self.settings.dependency_timeout)

@@ -20,6 +20,7 @@ class Settings:
     function_name: str = "scanline"
     database_url: str = "postgresql+pg8000://scanline@127.0.0.1:5432/scanline"
     rabbitmq_url: str = "amqp://scanline@127.0.0.1:5672/%2F"
+    # amqp (RabbitMQ), http (POST to K_SINK) or reply (Knative: first event in the response)
     event_sink: str = "amqp"
     k_sink: str = ""
     s3_endpoint_url: str | None = None

@@ -8,9 +8,10 @@ deleted, so an event is lost neither by the broker nor by this process.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -139,3 +140,41 @@ class HttpSinkPublisher:
 
     def close(self) -> None:
         self._session.close()
+
+
+class ReplyPublisher:
+    """Knative with ``Prefer: reply``: the first event an invocation emits rides back in the
+    HTTP response (the broker routes it as a new event); any others, and everything the
+    outbox relay sends outside an invocation, go to the sink.
+
+    The invocation opens a ``Reply`` slot with ``collect()``; the runtime renders whatever it
+    holds as a binary-mode CloudEvent in the 200 answer.
+    """
+
+    def __init__(self, fallback: Publisher) -> None:
+        self._fallback = fallback
+        self._slot: contextvars.ContextVar[list[bytes] | None] = contextvars.ContextVar(
+            "reply_slot", default=None)
+
+    @contextlib.contextmanager
+    def collect(self) -> Iterator[list[bytes]]:
+        slot: list[bytes] = []
+        token = self._slot.set(slot)
+        try:
+            yield slot
+        finally:
+            self._slot.reset(token)
+
+    def publish(self, messages: Sequence[Message]) -> None:
+        slot = self._slot.get()
+        rest = list(messages)
+        if slot is not None and not slot and rest:
+            slot.append(rest.pop(0).body)
+        if rest:
+            self._fallback.publish(rest)
+
+    def ping(self) -> None:
+        self._fallback.ping()
+
+    def close(self) -> None:
+        self._fallback.close()

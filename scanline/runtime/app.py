@@ -4,7 +4,8 @@ A request carrying a CloudEvent (``ce-*`` headers, or a structured body, also wh
 connector labels it ``text/plain``) is an *event delivery*: its answer follows the broker
 contract (200 done, 4xx never retry, 5xx retry). Any other request is a plain call; an
 event with a fresh id is synthesised for it and its answer is the handler's own status.
-Errors are RFC 9457 problem details either way.
+Errors are RFC 9457 problem details either way. On Knative (``EVENT_SINK=reply``) a
+delivery sent with ``Prefer: reply`` gets the first event it emitted back as the answer.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
@@ -22,6 +24,7 @@ from flask import Response as FlaskResponse
 from werkzeug.exceptions import HTTPException
 
 from scanline import events, logs
+from scanline.adapters.bus import ReplyPublisher
 from scanline.bootstrap import Container
 from scanline.errors import BadRequest, DependencyUnavailable, PayloadTooLarge, ScanlineError
 from scanline.events import Event
@@ -94,6 +97,17 @@ def _to_flask(result: Any, delivery: bool) -> FlaskResponse:
                          content_type=response.content_type)
 
 
+@contextmanager
+def _reply_slot(container: Container, wanted: bool) -> Iterator[list[bytes] | None]:
+    """Collect the event to send back as the reply, where the broker asked for one."""
+    publisher = container.publisher if wanted else None
+    if isinstance(publisher, ReplyPublisher):
+        with publisher.collect() as slot:
+            yield slot
+    else:
+        yield None
+
+
 def create_app(handler: ModuleType, container: Container) -> Flask:
     """Build the app once per process; the handler module's ``handle`` serves every call.
 
@@ -141,9 +155,15 @@ def create_app(handler: ModuleType, container: Container) -> Flask:
         context = Context(deps=container, method=request.method, path="/" + path,
                           query=request.args.to_dict(), headers=dict(request.headers),
                           files=request.files.to_dict())
-        with logs.invocation(event.id, event.traceparent):
-            result = handler.handle(event, context)
-            return _to_flask(result, delivery=not event.synthesised)
+        delivery = not event.synthesised
+        with logs.invocation(event.id, event.traceparent), \
+                _reply_slot(container, delivery and "reply" in request.headers.get("Prefer", "")
+                            ) as reply:
+            response = _to_flask(handler.handle(event, context), delivery)
+        if reply and response.status_code == 200:
+            headers, body = events.parse_structured(reply[0]).to_binary()
+            return FlaskResponse(body, status=200, headers=headers)
+        return response
 
     @app.errorhandler(ScanlineError)
     def domain_error(exc: ScanlineError) -> FlaskResponse:
