@@ -39,5 +39,5 @@ def function_environment(name: str, stack: Stack | None = None) -> dict[str, str
     env.update(local_overrides())
     env["FUNCTION_NAME"] = name
     if function:
-        env["PORT"] = str(function.port)
+        env["upstream_url"] = f"http://{paths.HOST}:{function.port}"
     return env

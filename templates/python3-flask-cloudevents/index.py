@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "function"))
 
@@ -34,10 +35,13 @@ def _stop(signum: int, _frame: object) -> None:
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, _stop)
     limit = container.settings.max_request_bytes
+    # The watchdog's upstream_url says where it forwards to, so it is also where to listen
+    # (PORT belongs to the watchdog: Knative sets it to the container port).
+    upstream = urlsplit(os.environ.get("upstream_url", "http://127.0.0.1:5000"))
     serve(
         app,
-        host=os.environ.get("BIND_HOST", "127.0.0.1"),
-        port=int(os.environ.get("PORT", "5000")),
+        host=upstream.hostname or "127.0.0.1",
+        port=upstream.port or 5000,
         threads=int(os.environ.get("THREADS", "8")),
         # waitress buffers bodies before the app sees them: cap that at twice the
         # function's limit (the app answers 413 with a problem document below it).

@@ -30,7 +30,7 @@ def isolated_send_email(tmp_path: Path) -> Iterator[tuple[str, TcpProxy, TcpProx
     db_proxy, amqp_proxy = TcpProxy(paths.POSTGRES_PORT), TcpProxy(paths.RABBITMQ_PORT)
     port = _free_port()
     env = function_environment("send-email")
-    env.update(PORT=str(port), FUNCTION_NAME="send-email",
+    env.update(upstream_url=f"http://127.0.0.1:{port}", FUNCTION_NAME="send-email",
                DATABASE_URL=env["DATABASE_URL"].replace(f":{paths.POSTGRES_PORT}/",
                                                         f":{db_proxy.port}/"),
                RABBITMQ_URL=env["RABBITMQ_URL"].replace(f":{paths.RABBITMQ_PORT}/",
