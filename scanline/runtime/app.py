@@ -28,7 +28,9 @@ from scanline.adapters.bus import ReplyPublisher
 from scanline.bootstrap import Container
 from scanline.errors import BadRequest, DependencyUnavailable, PayloadTooLarge, ScanlineError
 from scanline.events import Event
+from scanline.runtime import openapi
 from scanline.runtime.context import Context, Response
+from scanline.runtime.routing import Routes
 
 log = logging.getLogger("scanline.runtime")
 
@@ -144,6 +146,14 @@ def create_app(handler: ModuleType, container: Container) -> Flask:
         return FlaskResponse(json.dumps({"status": "ok" if ok else "unavailable",
                                          "dependencies": checks}),
                              status=200 if ok else 503, content_type="application/json")
+
+    routes = getattr(handler, "routes", None)
+    if isinstance(routes, Routes):
+        spec = openapi.function_document(settings.function_name, routes, settings.public_url)
+
+        @app.get("/openapi.json")
+        def openapi_document() -> FlaskResponse:
+            return FlaskResponse(json.dumps(spec), content_type="application/json")
 
     @app.route("/", defaults={"path": ""}, methods=ALL_METHODS)
     @app.route("/<path:path>", methods=ALL_METHODS)
