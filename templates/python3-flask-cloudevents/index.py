@@ -37,7 +37,7 @@ if __name__ == "__main__":
     limit = container.settings.max_request_bytes
     # The watchdog's upstream_url says where it forwards to, so it is also where to listen
     # (PORT belongs to the watchdog: Knative sets it to the container port).
-    upstream = urlsplit(os.environ.get("upstream_url", "http://127.0.0.1:5000"))
+    upstream = urlsplit(os.environ.get("upstream_url", "http://127.0.0.1:5000"))  # noqa: SIM112
     serve(
         app,
         host=upstream.hostname or "127.0.0.1",
