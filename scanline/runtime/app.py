@@ -114,6 +114,7 @@ def create_app(handler: ModuleType, container: Container) -> Flask:
     """Build the app once per process; the handler module's ``handle`` serves every call.
 
     ``handler.DEPENDS_ON`` (optional) names the adapters ``/_/ready`` checks;
+    ``handler.routes`` (optional) is also served as the function's OpenAPI document;
     ``handler.on_start`` (optional) runs once here.
     """
     settings = container.settings
