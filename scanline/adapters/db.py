@@ -27,6 +27,22 @@ log = logging.getLogger(__name__)
 # pg8000 and SQLAlchemy report a dead or unreachable server through these.
 _UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError,
                 ConnectionError, TimeoutError)
+# SQLSTATE classes of a server that is restarting or overloaded, which pg8000 raises as
+# ProgrammingError: 08 connection exception, 53 insufficient resources, 57 operator
+# intervention (57P03 "the database system is starting up").
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57")
+
+
+def _transient(exc: Exception) -> bool:
+    if isinstance(exc, _UNAVAILABLE):
+        return True
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    details = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+    code = details.get("C", "") if isinstance(details, dict) else ""
+    return code[:2] in _TRANSIENT_SQLSTATE_CLASSES
 
 
 def database_url(url: str, password: str | None) -> URL:
@@ -66,7 +82,9 @@ class Database:
         try:
             with self.engine.begin() as conn:
                 yield conn
-        except _UNAVAILABLE as exc:
+        except (sa_exc.DBAPIError, *_UNAVAILABLE) as exc:
+            if not _transient(exc):
+                raise
             detail = f"database error: {type(exc).__name__}"
             raise DependencyUnavailable("postgresql", detail) from exc
 

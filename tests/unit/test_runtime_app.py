@@ -103,3 +103,4 @@ def test_domain_errors_and_crashes_map_to_problems(client: FlaskClient) -> None:
 def test_health_needs_no_dependency(client: FlaskClient) -> None:
     assert client.get("/_/health").status_code == 200
     assert client.get("/_/ready").json == {"status": "ok", "dependencies": {}}
+
