@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from scanline.adapters.bus import (
     AmqpPublisher,
@@ -22,12 +22,15 @@ from scanline.adapters.db import Database, UnitOfWork
 from scanline.adapters.mail import SmtpMailer
 from scanline.adapters.outbox import Outbox
 from scanline.adapters.store import ObjectStore
+from scanline.auth import KeyRing, TokenSettings, TokenSigner, TokenVerifier
 from scanline.clock import Clock, SystemClock
 from scanline.events import Event, new_event
 from scanline.logs import current_traceparent
 from scanline.secrets import Secrets
 from scanline.settings import Settings
 
+if TYPE_CHECKING:
+    from scanline.domain.passwords import PasswordHasher
 
 T = TypeVar("T")
 
@@ -89,6 +92,32 @@ class Container:
             self.settings.smtp_host, self.settings.smtp_port,
             starttls=self.settings.smtp_starttls, username=self.settings.smtp_username,
             password=self._optional_secret("smtp-password")))
+
+    @property
+    def keys(self) -> KeyRing:
+        return self._once("keys", lambda: KeyRing.from_secrets(self.secrets))
+
+    @property
+    def tokens(self) -> TokenVerifier:
+        """The one access-token verifier every function uses (``deps.tokens.verify``)."""
+        return self._once("tokens", lambda: TokenVerifier(
+            self.keys.public_keys, TokenSettings.from_settings(self.settings), self.clock))
+
+    @property
+    def signer(self) -> TokenSigner:
+        return self._once("signer", lambda: TokenSigner(
+            self.keys, TokenSettings.from_settings(self.settings), self.clock))
+
+    @property
+    def passwords(self) -> PasswordHasher:
+        # Imported here: only the functions that hash passwords install passlib/argon2.
+        from scanline.domain.passwords import PasswordHasher
+
+        return self._once("passwords", PasswordHasher)
+
+    @property
+    def otp_key(self) -> bytes:
+        return self._once("otp_key", lambda: self.secrets.read("otp-hmac-key").encode())
 
     @property
     def source(self) -> str:

@@ -1,0 +1,160 @@
+"""token: log in (password grant), refresh (rotating refresh tokens), revoke, JWKS, userinfo.
+
+Password grant: an unknown address and a wrong password get the same 401 after the same
+work (a dummy hash is verified when there is no account); failures are counted per
+address in PostgreSQL and, over the limit, refused before any hashing (429). The right
+password on an unverified account → 403. Refresh tokens are opaque, stored hashed and
+rotated on every use; presenting a rotated token again (a sign it was stolen) revokes
+every token of its family, as Supabase Auth does.
+"""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from scanline import events
+from scanline.adapters import accounts_repo
+from scanline.bootstrap import Container
+from scanline.domain.rate_limits import LOGIN_FAILURES
+from scanline.domain.tokens import (
+    ACCESS_TOKEN_LIFETIME,
+    REFRESH_TOKEN_LIFETIME,
+    new_refresh_token,
+    refresh_token_hash,
+)
+from scanline.domain.users import (
+    EMAIL_MAX,
+    check_password_length,
+    email_key,
+    normalise_email,
+)
+from scanline.errors import BadRequest, Forbidden, TooManyRequests, Unauthorized
+from scanline.events import Event
+from scanline.runtime import Context, Response, Routes
+from scanline.validation import strict_object, validate
+
+DEPENDS_ON = ("db",)
+
+REFRESH_TOKEN = {"type": "string", "minLength": 1, "maxLength": 512}
+GRANT = {"type": "object", "properties": {"grant_type": {"enum": ["password", "refresh_token"]}},
+         "required": ["grant_type"]}
+PASSWORD_GRANT = strict_object(
+    {"grant_type": {"const": "password"},
+     "username": {"type": "string", "minLength": 3, "maxLength": EMAIL_MAX},
+     "password": {"type": "string"}},  # length: check_password_length, never echoed
+    required=["grant_type", "username", "password"],
+)
+REFRESH_GRANT = strict_object(
+    {"grant_type": {"const": "refresh_token"}, "refresh_token": REFRESH_TOKEN},
+    required=["grant_type", "refresh_token"],
+)
+REVOCATION = strict_object({"refresh_token": REFRESH_TOKEN}, required=["refresh_token"])
+
+BAD_CREDENTIALS = "the username or password is wrong"
+BAD_REFRESH_TOKEN = "the refresh token is invalid, expired or revoked"
+# RFC 6749 5.1: token responses must not be cached.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+routes = Routes()
+
+
+def _token_response(deps: Container, conn: Connection, user_id: uuid.UUID, family_id: uuid.UUID,
+                    now: datetime) -> dict[str, Any]:
+    refresh_token = new_refresh_token()
+    accounts_repo.add_refresh_token(conn, token_hash=refresh_token_hash(refresh_token),
+                                    user_id=user_id, family_id=family_id, now=now,
+                                    expires_at=now + REFRESH_TOKEN_LIFETIME)
+    return {"access_token": deps.signer.issue(str(user_id)), "token_type": "bearer",
+            "expires_in": int(ACCESS_TOKEN_LIFETIME.total_seconds()),
+            "refresh_token": refresh_token}
+
+
+def password_grant(deps: Container, data: dict[str, Any]) -> dict[str, Any]:
+    check_password_length(data["password"])  # before any hashing
+    email = normalise_email(data["username"], field="username")
+    key, now = email_key(email), deps.clock.now()
+    with deps.db.connect() as conn:
+        retry_after = accounts_repo.blocked(conn, LOGIN_FAILURES, key, now)
+        user = accounts_repo.find_user_by_email(conn, email)
+    if retry_after is not None:
+        raise TooManyRequests("too many failed logins for this account; try again later",
+                              retry_after=retry_after)
+    # Outside any transaction: hashing takes tens of milliseconds.
+    stored_hash = user.password_hash if user is not None else None
+    if not deps.passwords.verify(data["password"], stored_hash) or user is None:
+        with deps.db.connect() as conn:
+            accounts_repo.hit(conn, LOGIN_FAILURES, key, now)
+        raise Unauthorized(BAD_CREDENTIALS)
+    if user.verified_at is None:
+        raise Forbidden("verify the email address before logging in")
+    # After a change of hashing parameters, each account is upgraded at its next login.
+    upgraded = (deps.passwords.hash(data["password"])
+                if deps.passwords.needs_rehash(user.password_hash) else None)
+    with deps.db.connect() as conn:
+        accounts_repo.clear(conn, LOGIN_FAILURES, key)
+        if upgraded is not None:
+            accounts_repo.replace_password_hash(conn, user.id, upgraded)
+        return _token_response(deps, conn, user.id, uuid.uuid4(), now)
+
+
+def refresh_grant(deps: Container, data: dict[str, Any]) -> dict[str, Any]:
+    now = deps.clock.now()
+    with deps.db.connect() as conn:
+        token = accounts_repo.lock_refresh_token(conn, refresh_token_hash(data["refresh_token"]))
+        if token is not None and token.rotated:
+            # Reuse of a rotated token: someone else holds a copy. Kill the family (this
+            # commits) and refuse.
+            accounts_repo.revoke_family(conn, token.family_id, now)
+            token = None
+        if token is not None and not token.revoked and token.expires_at > now:
+            accounts_repo.mark_rotated(conn, token.id, now)
+            return _token_response(deps, conn, token.user_id, token.family_id, now)
+    raise Unauthorized(BAD_REFRESH_TOKEN)
+
+
+@routes.route("/", "POST")
+def grant(event: Event, context: Context) -> Response:
+    data = validate(event.data, GRANT)
+    if data["grant_type"] == "password":
+        body = password_grant(context.deps, validate(data, PASSWORD_GRANT))
+    else:
+        body = refresh_grant(context.deps, validate(data, REFRESH_GRANT))
+    return Response(body, headers=dict(NO_STORE))
+
+
+@routes.route("/revoke", "POST")
+def revoke(event: Event, context: Context) -> Response:
+    """RFC 7009: the answer is 200 whether or not the token was valid."""
+    data = validate(event.data, REVOCATION)
+    deps = context.deps
+    with deps.db.connect() as conn:
+        token = accounts_repo.lock_refresh_token(conn, refresh_token_hash(data["refresh_token"]))
+        if token is not None:
+            accounts_repo.revoke_family(conn, token.family_id, deps.clock.now())
+    return Response({"status": "revoked"}, headers=dict(NO_STORE))
+
+
+@routes.route("/jwks.json", "GET")
+def jwks(event: Event, context: Context) -> Response:
+    return Response(context.deps.keys.jwks(), headers={"Cache-Control": "public, max-age=300"})
+
+
+@routes.route("/userinfo", "GET")
+def userinfo(event: Event, context: Context) -> Response:
+    deps = context.deps
+    claims = deps.tokens.verify(context.bearer_token())
+    with deps.db.connect() as conn:
+        user = accounts_repo.find_user(conn, claims.subject)
+    if user is None:
+        raise Unauthorized("the account of this token no longer exists")
+    return Response({"sub": str(user.id), "name": user.name, "email": user.email,
+                     "email_verified": user.verified_at is not None,
+                     "created_at": user.created_at.isoformat()}, headers=dict(NO_STORE))
+
+
+def handle(event: Event, context: Context) -> Response:
+    if event.type != events.HTTP_REQUEST:
+        raise BadRequest(f"token is called over HTTP, not with {event.type} events")
+    return routes.dispatch(event, context)
