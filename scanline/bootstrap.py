@@ -31,6 +31,7 @@ from scanline.settings import Settings
 
 if TYPE_CHECKING:
     from scanline.domain.passwords import PasswordHasher
+    from scanline.ocr.service import OcrService
 
 T = TypeVar("T")
 
@@ -118,6 +119,13 @@ class Container:
     @property
     def otp_key(self) -> bytes:
         return self._once("otp_key", lambda: self.secrets.read("otp-hmac-key").encode())
+
+    @property
+    def ocr(self) -> OcrService:
+        # Imported here: only the ocr function needs Pillow and the engines.
+        from scanline.ocr.service import OcrService, OcrSettings
+
+        return self._once("ocr", lambda: OcrService(OcrSettings.from_settings(self.settings)))
 
     @property
     def source(self) -> str:

@@ -17,7 +17,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 VENV = REPO / ".venv"
 STAMP = VENV / ".requirements.sha256"
-APT_PACKAGES = ("postgresql", "rabbitmq-server", "tesseract-ocr", "python3-venv")
+APT_PACKAGES = ("postgresql", "rabbitmq-server", "tesseract-ocr", "fonts-dejavu-core",
+                "python3-venv")
 REQUIREMENTS = ("requirements.txt", "requirements-dev.txt", "infra/local/requirements.txt")
 
 

@@ -1,0 +1,218 @@
+"""``python -m bench.ocr``: the OCR path measured in one run, on the same images.
+
+1. engine time per image, in-process, warm (the floor any deployment can reach);
+2. the old design in the same run: the engine constructed for every job (baseline ratio);
+3. end-to-end job latency through the running local stack (upload → done seen by the
+   client), warm, p50/p95, and its overhead over the engine time;
+4. throughput with N jobs queued at once vs in-process throughput at the same concurrency;
+5. bytes on the broker per job for 100 KiB, 1 MiB and 10 MiB images vs their base64 size.
+
+The stack must be up (``make up``). ``--keras`` adds in-process keras-ocr figures with
+random weights (same compute as the real ones; pretrained weights cannot be fetched here).
+Prints a table and writes JSON to ``bench/results/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from bench.ocr_client import OcrClient
+from bench.ocr_samples import generated, padded_png
+from scanline import events
+from scanline.ocr.batcher import MicroBatcher
+from scanline.ocr.engines import Engine, KerasOcrEngine, TesseractEngine
+from scanline.ocr.images import ImageLimits, decode
+from tests.support.broker import EventTap
+from tests.support.stack import Stack
+
+RESULTS = Path(__file__).resolve().parent / "results"
+LIMITS = ImageLimits()
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    fn()
+    return (time.perf_counter() - started) * 1000
+
+
+def engine_ms(engine: Engine, images: Sequence[Image.Image]) -> list[float]:
+    engine.recognize_batch(images[:1])  # warm
+    return [timed(lambda i=image: engine.recognize_batch([i])) for image in images]
+
+
+def per_job_engine_ms(make: Callable[[], Engine], images: Sequence[Image.Image]) -> list[float]:
+    """The replaced design: a fresh engine (model) for every job."""
+    return [timed(lambda i=image: make().recognize_batch([i])) for image in images]
+
+
+def in_process_throughput(engine: Engine, images: Sequence[Image.Image], jobs: int,
+                          concurrency: int) -> float:
+    """The same measure in-process: ``jobs`` images through the batcher at once."""
+    batcher = MicroBatcher(engine.recognize_batch, max_batch=engine.max_batch, max_wait=0.005,
+                           workers=engine.workers)
+    ends: list[float] = []
+
+    def one(image: Image.Image) -> None:
+        batcher.submit(image)
+        ends.append(time.perf_counter())
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(one, [images[i % len(images)] for i in range(jobs)]))
+    return (jobs - 1) / (max(ends) - min(ends))
+
+
+def stack_latency_ms(client: OcrClient, samples: Sequence[Any]) -> list[float]:
+    client.wait_done(client.upload(samples[0].data).json()["job_id"])  # warm
+    latencies = []
+    for sample in samples:
+        started = time.perf_counter()
+        job = client.wait_done(client.upload(sample.data, media_type=sample.media_type)
+                               .json()["job_id"])
+        latencies.append((time.perf_counter() - started) * 1000)
+        assert job["status"] == "done", job
+    return latencies
+
+
+def stack_throughput(stack: Stack, client: OcrClient, samples: Sequence[Any],
+                     jobs: int) -> float:
+    """Steady-state rate of the ocr function with ``jobs`` waiting in its queue: the worker
+    is stopped while they are uploaded, then started; (n - 1) / (last - first completion)."""
+    stack.stop_program("ocr")
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            ids = list(pool.map(lambda i: client.upload(samples[i % len(samples)].data)
+                                .json()["job_id"], range(jobs)))
+    finally:
+        stack.start_program("ocr")
+    done = [client.wait_done(job_id, timeout=300) for job_id in ids]
+    assert all(job["status"] == "done" for job in done)
+    ends = sorted(datetime.fromisoformat(job["completed_at"]) for job in done)
+    return (jobs - 1) / (ends[-1] - ends[0]).total_seconds()
+
+
+def broker_bytes(client: OcrClient, tap: EventTap) -> list[dict[str, int]]:
+    rows = []
+    for size in (100 * 1024, 1024 * 1024, 10 * 1024 * 1024):
+        image = padded_png(size)
+        with tap.listen(events.OCR_REQUESTED) as received:
+            job_id = client.upload(image).json()["job_id"]
+            received.wait_until(lambda e, j=job_id: e.subject == j, timeout=30)
+            raw = next(b for b, e in zip(received.raw, received.events, strict=True)
+                       if e.subject == job_id)
+        rows.append({"image_bytes": len(image), "message_bytes": len(raw),
+                     "base64_bytes": 4 * math.ceil(len(image) / 3)})
+    return rows
+
+
+def keras_figures(images: Sequence[Image.Image]) -> dict[str, Any]:
+    import keras_ocr
+
+    directory = Path(tempfile.mkdtemp(prefix="keras-ocr-bench-"))
+    paths = KerasOcrEngine.weight_paths(directory)
+    keras_ocr.detection.Detector(weights=None).model.save_weights(str(paths["detector"]))
+    keras_ocr.recognition.Recognizer(alphabet=keras_ocr.recognition.DEFAULT_ALPHABET,
+                                     weights=None).model.save_weights(str(paths["recognizer"]))
+    loaded = KerasOcrEngine(directory)
+    sample = list(images[:3])
+    warm = engine_ms(loaded, sample)
+    fresh = per_job_engine_ms(lambda: KerasOcrEngine(directory), sample)
+    build = [timed(lambda: KerasOcrEngine(directory).load()) for _ in range(3)]
+    batch4 = timed(lambda: loaded.recognize_batch(sample[:1] * 4)) / 4
+    return {"engine_ms_p50": statistics.median(warm),
+            "engine_per_job_ms_p50": statistics.median(fresh),
+            "baseline_ratio": statistics.median(fresh) / statistics.median(warm),
+            "batch4_ms_per_image": batch4, "build_and_load_ms_p50": statistics.median(build)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.ocr")
+    parser.add_argument("--jobs", type=int, default=50)
+    parser.add_argument("--concurrency", type=int, default=4, help="the trigger's prefetch")
+    parser.add_argument("--keras", action="store_true")
+    args = parser.parse_args(argv)
+
+    stack = Stack()
+    samples = generated()
+    images = [decode(s.data, LIMITS) for s in samples]
+    tesseract = TesseractEngine()
+    client = OcrClient.sign_up(stack.gateway, stack.mail_dir, prefix="bench")
+
+    engine = engine_ms(tesseract, images)
+    per_job = per_job_engine_ms(TesseractEngine, images)
+    e2e = stack_latency_ms(client, samples)
+    local_rate = in_process_throughput(tesseract, images, args.jobs, args.concurrency)
+    stack_rate = stack_throughput(stack, client, samples, args.jobs)
+    broker = broker_bytes(client, EventTap(stack.amqp_url))
+    p50 = statistics.median(engine)
+    report: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(), "engine": "tesseract", "images": len(images),
+        "engine_ms": {"p50": p50, "p95": percentile(engine, 0.95)},
+        "old_design_engine_per_job_ms": {"p50": statistics.median(per_job),
+                                         "ratio": statistics.median(per_job) / p50},
+        "e2e_ms": {"p50": statistics.median(e2e), "p95": percentile(e2e, 0.95)},
+        "overhead": {"ms_p50": statistics.median(e2e) - p50,
+                     "ratio_p50": statistics.median(e2e) / p50},
+        "throughput_jobs_per_s": {"stack": stack_rate, "in_process": local_rate,
+                                  "ratio": stack_rate / local_rate, "jobs": args.jobs,
+                                  "concurrency": args.concurrency},
+        "broker_bytes": broker,
+    }
+    if args.keras:
+        report["keras_ocr_random_weights"] = keras_figures(images)
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"ocr-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
+    out.write_text(json.dumps(report, indent=2))
+    print_table(report)
+    print(f"\nJSON: {out}")
+
+
+def print_table(r: dict[str, Any]) -> None:
+    rows = [
+        ("engine in-process, per image (p50 / p95)",
+         f"{r['engine_ms']['p50']:.0f} / {r['engine_ms']['p95']:.0f} ms"),
+        ("old design: engine built per job (p50, ratio)",
+         f"{r['old_design_engine_per_job_ms']['p50']:.0f} ms, "
+         f"{r['old_design_engine_per_job_ms']['ratio']:.2f}x"),
+        ("end-to-end through the stack (p50 / p95)",
+         f"{r['e2e_ms']['p50']:.0f} / {r['e2e_ms']['p95']:.0f} ms"),
+        ("overhead over the engine (p50)",
+         f"{r['overhead']['ms_p50']:.0f} ms ({r['overhead']['ratio_p50']:.2f}x)"),
+        (f"throughput, {r['throughput_jobs_per_s']['jobs']} jobs queued: stack / in-process",
+         f"{r['throughput_jobs_per_s']['stack']:.2f} / "
+         f"{r['throughput_jobs_per_s']['in_process']:.2f} jobs/s "
+         f"= {r['throughput_jobs_per_s']['ratio']:.2f}"),
+    ]
+    for b in r["broker_bytes"]:
+        rows.append((f"broker bytes, {b['image_bytes'] / 1024:.0f} KiB image",
+                     f"{b['message_bytes']} B (base64 would be {b['base64_bytes']} B)"))
+    if "keras_ocr_random_weights" in r:
+        k = r["keras_ocr_random_weights"]
+        rows += [("keras-ocr loaded once, per image (p50)", f"{k['engine_ms_p50']:.0f} ms"),
+                 ("keras-ocr built per job (old design, p50)",
+                  f"{k['engine_per_job_ms_p50']:.0f} ms ({k['baseline_ratio']:.2f}x)"),
+                 ("keras-ocr model build + weight load", f"{k['build_and_load_ms_p50']:.0f} ms"),
+                 ("keras-ocr batch of 4, per image", f"{k['batch4_ms_per_image']:.0f} ms")]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,267 @@
+"""ocr-jobs and ocr in-process, against the real PostgreSQL, S3 server and RabbitMQ.
+
+The ocr handler is driven with events built here (not through the broker), so the stack's
+own ocr process never races these tests for a job.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import requests
+from flask.testing import FlaskClient
+
+from bench.ocr_samples import generated, word_recall
+from infra.local.environment import function_environment
+from scanline import events
+from scanline.adapters import accounts_repo
+from scanline.adapters import ocr_jobs_repository as jobs
+from scanline.adapters.ocr_jobs_tables import ocr_jobs
+from scanline.bootstrap import Container
+from scanline.domain import ocr
+from scanline.errors import NotFound
+from scanline.runtime.app import create_app
+from scanline.settings import Settings
+from tests.support.broker import EventTap
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = generated()[0]
+
+
+def load_handler(function: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        f"handler_{function.replace('-', '_')}", REPO / "functions" / function / "handler.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class Function:
+    client: FlaskClient
+    deps: Container
+
+
+def function(name: str, **env: str) -> Iterator[Function]:
+    deps = Container(Settings.from_env({**function_environment(name), "FUNCTION_NAME": name,
+                                        **env}))
+    yield Function(create_app(load_handler(name), deps).test_client(), deps)
+    deps.close()
+
+
+@pytest.fixture
+def jobs_fn(stack: object) -> Iterator[Function]:
+    yield from function("ocr-jobs", OCR_MAX_UPLOAD_BYTES="200000")
+
+
+@pytest.fixture
+def ocr_fn(stack: object) -> Iterator[Function]:
+    yield from function("ocr", OCR_ENGINE="tesseract")
+
+
+def new_user(deps: Container) -> tuple[str, str, dict[str, str]]:
+    email = f"ocr-it-{uuid.uuid4().hex[:10]}@example.com"
+    with deps.db.connect() as conn:
+        user_id = accounts_repo.create_user(conn, email=email, name="it", password_hash="x",
+                                            now=datetime.now(UTC))
+    token = deps.signer.issue(str(user_id))
+    return str(user_id), email, {"Authorization": f"Bearer {token}"}
+
+
+def upload(fn: Function, headers: dict[str, str], data: bytes, name: str = "a.png"):  # type: ignore[no-untyped-def]
+    return fn.client.post("/", headers=headers, content_type="multipart/form-data",
+                          data={"file": (io.BytesIO(data), name)})
+
+
+def staged_job(deps: Container, user_id: str, data: bytes, status: str = ocr.QUEUED) -> str:
+    """A job as ocr-jobs leaves it, without its event (so no stack process picks it up)."""
+    job_id = str(uuid.uuid4())
+    key = ocr.object_key(user_id, job_id)
+    deps.store.put(key, data, "image/png")
+    with deps.db.connect() as conn:
+        jobs.create(conn, job_id=job_id, user_id=user_id, status=status, object_key=key,
+                    content_type="image/png", size=len(data))
+    return job_id
+
+
+def deliver(fn: Function, job_id: str, user_id: str, event_id: str | None = None):  # type: ignore[no-untyped-def]
+    event = events.new_event(events.OCR_REQUESTED, {
+        "bucket": fn.deps.store.bucket, "key": ocr.object_key(user_id, job_id),
+        "job_id": job_id, "user_id": user_id}, source="/tests/integration", subject=job_id)
+    body = json.loads(event.to_structured())
+    body["id"] = event_id or body["id"]
+    return fn.client.post("/", data=json.dumps(body),
+                          content_type="application/cloudevents+json")
+
+
+def job_row(deps: Container, job_id: str) -> ocr.Job:
+    with deps.db.connect() as conn:
+        found = jobs.get(conn, job_id)
+    assert found is not None
+    return found
+
+
+# --- ocr-jobs --------------------------------------------------------------------------
+
+def test_upload_stages_the_object_and_emits_only_references(jobs_fn: Function,
+                                                            tap: EventTap) -> None:
+    user_id, _, auth = new_user(jobs_fn.deps)
+    with tap.listen(events.OCR_REQUESTED) as received:
+        r = upload(jobs_fn, auth, SAMPLE.data, name="../../etc/passwd")
+        assert r.status_code == 202, r.json
+        job_id = r.json["job_id"]
+        event = received.wait_until(lambda e: e.subject == job_id)
+    assert r.json["status"] == "queued"
+    assert r.json["status_url"].endswith(f"/function/ocr-jobs/{job_id}")
+    assert event.data == {"bucket": jobs_fn.deps.store.bucket, "job_id": job_id,
+                          "user_id": user_id, "key": f"uploads/{user_id}/{job_id}"}
+    row = job_row(jobs_fn.deps, job_id)
+    assert (row.user_id, row.content_type, row.size) == (user_id, "image/png", len(SAMPLE.data))
+
+
+@pytest.mark.parametrize(("data", "status"), [
+    (b"plain text, not an image", 415), (b"", 415), (b"\x89PNG" + b"\0" * 300_000, 413)])
+def test_upload_refusals(jobs_fn: Function, data: bytes, status: int) -> None:
+    _, _, auth = new_user(jobs_fn.deps)
+    r = upload(jobs_fn, auth, data)
+    assert r.status_code == status and r.content_type == "application/problem+json"
+
+
+def test_missing_file_field_and_bad_tokens(jobs_fn: Function) -> None:
+    _, _, auth = new_user(jobs_fn.deps)
+    r = jobs_fn.client.post("/", headers=auth, content_type="multipart/form-data",
+                            data={"other": (io.BytesIO(SAMPLE.data), "a.png")})
+    assert r.status_code == 422
+    assert upload(jobs_fn, {}, SAMPLE.data).status_code == 401
+    assert upload(jobs_fn, {"Authorization": "Bearer x.y.z"}, SAMPLE.data).status_code == 401
+    assert jobs_fn.client.get(f"/{uuid.uuid4()}").status_code == 401
+
+
+def test_jobs_are_visible_to_their_owner_only(jobs_fn: Function) -> None:
+    owner_id, _, owner = new_user(jobs_fn.deps)
+    _, _, other = new_user(jobs_fn.deps)
+    job_id = staged_job(jobs_fn.deps, owner_id, SAMPLE.data)
+    assert jobs_fn.client.get(f"/{job_id}", headers=owner).json["status"] == "queued"
+    assert jobs_fn.client.get(f"/{job_id}", headers=other).status_code == 404
+    assert jobs_fn.client.get(f"/{uuid.uuid4()}", headers=owner).status_code == 404
+    assert [j["job_id"] for j in jobs_fn.client.get("/", headers=owner).json["jobs"]] == [job_id]
+    assert jobs_fn.client.get("/", headers=other).json["jobs"] == []
+    assert jobs_fn.client.get(f"/{job_id}?wait=31", headers=owner).status_code == 422
+
+
+def test_wait_returns_as_soon_as_the_job_ends(jobs_fn: Function) -> None:
+    owner_id, _, owner = new_user(jobs_fn.deps)
+    job_id = staged_job(jobs_fn.deps, owner_id, SAMPLE.data, status=ocr.PROCESSING)
+
+    def finish() -> None:
+        time.sleep(0.5)
+        with jobs_fn.deps.db.connect() as conn:
+            jobs.complete(conn, job_id, engine="tesseract", text="hi", words=[], timings={})
+
+    threading.Thread(target=finish).start()
+    started = time.monotonic()
+    r = jobs_fn.client.get(f"/{job_id}?wait=10", headers=owner)
+    assert r.json["status"] == "done" and r.json["text"] == "hi"
+    assert 0.4 < time.monotonic() - started < 2
+
+
+def test_presigned_upload_then_submit(jobs_fn: Function, tap: EventTap) -> None:
+    _, _, auth = new_user(jobs_fn.deps)
+    r = jobs_fn.client.post("/", headers=auth, json={"content_type": "image/png",
+                                                     "size": len(SAMPLE.data)})
+    assert r.status_code == 201 and r.json["expires_in"] == 900
+    job_id = r.json["job_id"]
+    assert jobs_fn.client.post(f"/{job_id}/submit", headers=auth).status_code == 409
+    put = requests.put(r.json["upload_url"], data=SAMPLE.data,
+                       headers={"Content-Type": "image/png"}, timeout=10)
+    assert put.status_code == 200
+    with tap.listen(events.OCR_REQUESTED) as received:
+        assert jobs_fn.client.post(f"/{job_id}/submit", headers=auth).status_code == 202
+        received.wait_until(lambda e: e.subject == job_id)
+        assert jobs_fn.client.post(f"/{job_id}/submit", headers=auth).status_code == 202
+        time.sleep(0.5)
+        assert len([e for e in received.events if e.subject == job_id]) == 1
+
+
+def test_presigned_upload_of_the_wrong_type_or_size_is_refused(jobs_fn: Function) -> None:
+    _, _, auth = new_user(jobs_fn.deps)
+    assert jobs_fn.client.post("/", headers=auth, json={
+        "content_type": "image/png", "size": 10**9}).status_code == 413
+    assert jobs_fn.client.post("/", headers=auth, json={
+        "content_type": "application/pdf", "size": 10}).status_code == 422
+    r = jobs_fn.client.post("/", headers=auth, json={"content_type": "image/jpeg", "size": 10})
+    requests.put(r.json["upload_url"], data=SAMPLE.data, headers={"Content-Type": "image/jpeg"},
+                 timeout=10)
+    assert jobs_fn.client.post(f"/{r.json['job_id']}/submit", headers=auth).status_code == 415
+
+
+# --- ocr ------------------------------------------------------------------------------
+
+def test_ocr_recognises_stores_emits_once_and_deletes_the_object(ocr_fn: Function,
+                                                                 tap: EventTap) -> None:
+    user_id, email, _ = new_user(ocr_fn.deps)
+    job_id = staged_job(ocr_fn.deps, user_id, SAMPLE.data)
+    with tap.listen(events.OCR_COMPLETED, events.EMAIL_REQUESTED) as received:
+        r = deliver(ocr_fn, job_id, user_id, event_id="same-delivery")
+        assert r.status_code == 200 and r.json["status"] == "done"
+        mail = received.wait_until(lambda e: e.type == events.EMAIL_REQUESTED
+                                   and e.data["to"] == email)
+        done = received.wait_until(lambda e: e.subject == job_id)
+        again = deliver(ocr_fn, job_id, user_id)  # a duplicate of the message
+        assert again.status_code == 200 and again.json["status"] == "ignored"
+        time.sleep(0.5)
+        mails = [e for e in received.events if e.type == events.EMAIL_REQUESTED
+                 and e.data["to"] == email]
+    assert len(mails) == 1 and job_id in mail.data["subject"]
+    assert done.data["status"] == "done"
+    row = job_row(ocr_fn.deps, job_id)
+    assert row.status == "done" and row.engine == "tesseract" and row.attempts == 1
+    assert word_recall(SAMPLE.truth, row.text or "") == 1.0
+    assert SAMPLE.truth.split("\n")[0] in mail.data["text"]
+    assert row.words and all(len(w["box"]) == 4 for w in row.words)
+    assert {"fetch_ms", "decode_ms", "engine_ms", "batch_size"} <= set(row.timings or {})
+    with pytest.raises(NotFound):
+        ocr_fn.deps.store.head(row.object_key)
+
+
+def test_a_job_left_processing_by_a_killed_worker_is_redone(ocr_fn: Function) -> None:
+    user_id, _, _ = new_user(ocr_fn.deps)
+    job_id = staged_job(ocr_fn.deps, user_id, SAMPLE.data, status=ocr.PROCESSING)
+    assert deliver(ocr_fn, job_id, user_id).json["status"] == "done"
+    assert job_row(ocr_fn.deps, job_id).status == "done"
+
+
+def test_an_undecodable_image_fails_the_job_and_is_not_retried(ocr_fn: Function) -> None:
+    user_id, _, _ = new_user(ocr_fn.deps)
+    job_id = staged_job(ocr_fn.deps, user_id, SAMPLE.data[:400])
+    r = deliver(ocr_fn, job_id, user_id)
+    assert r.status_code == 415  # 4xx: the trigger dead-letters it
+    row = job_row(ocr_fn.deps, job_id)
+    assert row.status == "failed" and "truncated or corrupt" in (row.error or "")
+
+
+def test_a_job_that_keeps_crashing_gives_up(ocr_fn: Function) -> None:
+    user_id, _, _ = new_user(ocr_fn.deps)
+    job_id = staged_job(ocr_fn.deps, user_id, SAMPLE.data, status=ocr.PROCESSING)
+    with ocr_fn.deps.db.connect() as conn:
+        conn.execute(ocr_jobs.update().where(ocr_jobs.c.id == job_id).values(attempts=5))
+    assert deliver(ocr_fn, job_id, user_id).status_code == 422
+    assert "gave up after 5 attempts" in (job_row(ocr_fn.deps, job_id).error or "")
+
+
+def test_an_event_that_does_not_match_its_job_is_refused(ocr_fn: Function) -> None:
+    user_id, _, _ = new_user(ocr_fn.deps)
+    job_id = staged_job(ocr_fn.deps, user_id, SAMPLE.data)
+    assert deliver(ocr_fn, job_id, str(uuid.uuid4())).status_code == 400

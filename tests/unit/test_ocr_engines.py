@@ -1,0 +1,59 @@
+"""Which engine a process runs: decided in one place from OCR_ENGINE and the weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scanline.ocr.engines import (
+    KERAS_WEIGHTS,
+    KerasOcrEngine,
+    TesseractEngine,
+    build_engine,
+    choose_engine,
+)
+from scanline.ocr.service import OcrSettings
+from scanline.settings import Settings
+
+
+@pytest.fixture
+def weights(tmp_path: Path) -> Path:
+    for name in KERAS_WEIGHTS.values():
+        (tmp_path / name).write_bytes(b"h5")
+    return tmp_path
+
+
+def test_auto_takes_keras_ocr_when_its_weights_are_present(weights: Path) -> None:
+    assert choose_engine("auto", weights).name == "keras-ocr"
+
+
+def test_auto_falls_back_to_tesseract_and_says_why(tmp_path: Path) -> None:
+    choice = choose_engine("auto", tmp_path)
+    assert choice.name == "tesseract" and "no keras-ocr weights" in choice.reason
+
+
+def test_explicit_choices_are_kept(tmp_path: Path, weights: Path) -> None:
+    assert choose_engine("tesseract", weights).name == "tesseract"
+    missing = choose_engine("keras-ocr", tmp_path / "nowhere")
+    assert missing.name == "keras-ocr" and "MISSING" in missing.reason
+    with pytest.raises(ValueError, match="OCR_ENGINE"):
+        choose_engine("easyocr", weights)
+
+
+def test_build_engine_gives_the_chosen_kind(weights: Path) -> None:
+    keras = build_engine(choose_engine("auto", weights), model_dir=weights, languages="eng",
+                         keras_batch=3)
+    assert isinstance(keras, KerasOcrEngine) and keras.max_batch == 3 and keras.workers == 1
+    tess = build_engine(choose_engine("tesseract", weights), model_dir=weights,
+                        languages="eng", keras_batch=3)
+    assert isinstance(tess, TesseractEngine) and tess.max_batch == 1 and tess.workers >= 1
+
+
+def test_settings_read_the_model_dir_from_either_variable(tmp_path: Path) -> None:
+    env = {"OCR_ENGINE": "auto", "KERAS_OCR_CACHE_DIR": str(tmp_path)}
+    assert OcrSettings.from_settings(Settings.from_env(env)).model_dir == tmp_path
+    env["OCR_MODEL_DIR"] = "/models"
+    config = OcrSettings.from_settings(Settings.from_env(env))
+    assert config.model_dir == Path("/models") and config.engine == "auto"
+    assert config.limits.max_bytes == 20 * 1024 * 1024 and config.delete_after_success
