@@ -31,3 +31,15 @@ test: up
 
 lint: deps
 	$(PYTHON) -m ruff check .
+
+# Deploy: OpenFaaS through faas-cli; manifests regenerated from stack.yml.
+.PHONY: deploy manifests
+
+# `faas-cli up` = build + push + deploy; set REGISTRY (and TAG) to a registry you can push to,
+# OPENFAAS_URL to the gateway, and run infra/openfaas/create-secrets.sh once beforehand.
+deploy:
+	faas-cli up -f stack.yml $(FAAS_FLAGS)
+
+manifests:
+	$(PYTHON) -m infra.generate
+
