@@ -43,3 +43,11 @@ deploy:
 manifests:
 	$(PYTHON) -m infra.generate
 
+# The fault-injection suite alone (also part of `make test`).
+.PHONY: test-faults
+
+# Stops PostgreSQL/RabbitMQ/the SMTP sink and kills functions on the running stack: never run
+# it against a stack someone else is using. Figures: .local/faults.json, docs/reliability.md.
+test-faults: up
+	$(PYTHON) -m pytest tests/faults
+

@@ -94,6 +94,21 @@ class Deliverer:
         return outcome
 
 
+def subscribe(function: Function, *, prefetch: int, delivery_limit: int, timeout: float,
+              stop: threading.Event) -> Consumer:
+    """Start delivering ``function``'s queue to it (also used by tests for their own
+    functions, which are not in stack.yml)."""
+
+    def declare(channel: BlockingChannel) -> None:
+        declare_topology(channel, function.name, function.topics, delivery_limit)
+
+    consumer = Consumer(queue_name(function.name), declare, Deliverer(function, timeout),
+                        prefetch=prefetch, stop=stop)
+    consumer.start()
+    log.info("subscribed", extra={"function": function.name, "topics": function.topics})
+    return consumer
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m infra.local.trigger")
     parser.add_argument("--prefetch", type=int,
@@ -107,19 +122,9 @@ def main(argv: list[str] | None = None) -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    consumers = []
-    for function in load().functions.values():
-        if not function.topics:
-            continue
-
-        def declare(channel: BlockingChannel, fn: Function = function) -> None:
-            declare_topology(channel, fn.name, fn.topics, args.delivery_limit)
-
-        consumer = Consumer(queue_name(function.name), declare,
-                            Deliverer(function, args.timeout), prefetch=args.prefetch, stop=stop)
-        consumer.start()
-        consumers.append(consumer)
-        log.info("subscribed", extra={"function": function.name, "topics": function.topics})
+    consumers = [subscribe(function, prefetch=args.prefetch,
+                           delivery_limit=args.delivery_limit, timeout=args.timeout, stop=stop)
+                 for function in load().functions.values() if function.topics]
     if not consumers:
         log.warning("no function has a topic annotation; nothing to deliver")
     stop.wait()
