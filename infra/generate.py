@@ -41,6 +41,11 @@ COMPOSE_OVERRIDES = {
     "SMTP_HOST": "mailpit",
     "SMTP_PORT": "1025",
     "PUBLIC_URL": "http://localhost:8080",
+    "JWKS_URL": "http://gateway:8080/function/token/jwks.json",
+}
+# Knative has no OpenFaaS gateway: the token Service answers at its own root.
+KNATIVE_OVERRIDES = {
+    "JWKS_URL": f"http://token.{NAMESPACE}.svc.cluster.local/jwks.json",
 }
 # Knative's dead-letter sink: the eventing project's own event logger.
 DEAD_LETTER_IMAGE = "gcr.io/knative-releases/knative.dev/eventing/cmd/event_display"
@@ -110,13 +115,19 @@ def _resources(spec: dict[str, Any]) -> dict[str, dict[str, str]]:
             for kind in ("limits", "requests") if spec.get(kind)}
 
 
+def knative_environment(fn: Fn) -> dict[str, str]:
+    env = fn.environment
+    env.update({k: v for k, v in KNATIVE_OVERRIDES.items() if k in env})
+    return env
+
+
 def knative_service(fn: Fn) -> dict[str, Any]:
     labels = fn.labels
     container: dict[str, Any] = {
         "name": "function",
         "image": fn.spec["image"],
         "ports": [{"name": "http1", "containerPort": WATCHDOG_PORT}],
-        "env": [{"name": k, "value": v} for k, v in fn.environment.items()],
+        "env": [{"name": k, "value": v} for k, v in knative_environment(fn).items()],
         "readinessProbe": {"httpGet": {"path": "/_/health"}, "periodSeconds": 5},
         "resources": _resources(fn.spec),
         "securityContext": {

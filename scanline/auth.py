@@ -10,6 +10,10 @@ judged by the container's clock, the same clock the signer used.
 Rotation: ``jwt-signing-key`` signs; ``jwt-previous-signing-key`` (optional) is the key
 it replaced, still published in the JWKS and still accepted, so tokens it signed stay
 valid until they expire (15 minutes) — then the previous key can be removed.
+
+Only the token function holds those keys. Every other function verifies with the public
+keys of its JWKS (``JWKS_URL``, fetched by ``scanline.adapters.jwks``), so a function that
+checks tokens can never mint one.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -46,11 +50,14 @@ LEEWAY_SECONDS = 5
 class TokenSettings:
     issuer: str
     audience: str
+    # The token function's JWKS; empty where the signing keys themselves are mounted.
+    jwks_url: str = ""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenSettings:
         return cls(issuer=settings.get("JWT_ISSUER", f"{settings.public_url}/function/token"),
-                   audience=settings.get("JWT_AUDIENCE", "scanline"))
+                   audience=settings.get("JWT_AUDIENCE", "scanline"),
+                   jwks_url=settings.get("JWKS_URL"))
 
 
 def _b64url(raw: bytes) -> str:
@@ -68,11 +75,39 @@ def thumbprint(key: Ed25519PublicKey) -> str:
     return _b64url(hashlib.sha256(canonical.encode()).digest())
 
 
+def jwks_public_keys(document: Any) -> dict[str, Ed25519PublicKey]:
+    """The Ed25519 signature keys of a JWK set, by ``kid``.
+
+    Any other member (another key type or curve, another algorithm, an encryption key, a
+    malformed entry) is skipped, never interpreted: the verifier only ever sees EdDSA keys.
+    """
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise ValueError("not a JWK set")
+    found: dict[str, Ed25519PublicKey] = {}
+    for jwk in document["keys"]:
+        if not (isinstance(jwk, dict) and jwk.get("kty") == "OKP" and jwk.get("crv") == "Ed25519"
+                and jwk.get("alg", ALGORITHM) == ALGORITHM and jwk.get("use", "sig") == "sig"
+                and isinstance(jwk.get("kid"), str) and isinstance(jwk.get("x"), str)):
+            continue
+        try:
+            raw = base64.urlsafe_b64decode(jwk["x"] + "=" * (-len(jwk["x"]) % 4))
+            found[jwk["kid"]] = Ed25519PublicKey.from_public_bytes(raw)
+        except ValueError:
+            continue
+    return found
+
+
 def load_private_key(pem: str) -> Ed25519PrivateKey:
     key = serialization.load_pem_private_key(pem.encode(), password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise ValueError("the JWT signing key must be an Ed25519 private key (PKCS#8 PEM)")
     return key
+
+
+class PublicKeys(Protocol):
+    """Where a verifier finds the public key a token's ``kid`` names."""
+
+    def find(self, kid: str) -> Ed25519PublicKey | None: ...
 
 
 class KeyRing:
@@ -91,6 +126,9 @@ class KeyRing:
         previous = secrets.read("jwt-previous-signing-key", default="")
         return cls(load_private_key(secrets.read("jwt-signing-key")),
                    load_private_key(previous).public_key() if previous else None)
+
+    def find(self, kid: str) -> Ed25519PublicKey | None:
+        return self.public_keys.get(kid)
 
     def jwks(self) -> dict[str, Any]:
         return {"keys": [{**public_jwk(key), "kid": kid, "alg": ALGORITHM, "use": "sig"}
@@ -127,9 +165,9 @@ def _rejected(reason: str) -> Unauthorized:
 
 
 class TokenVerifier:
-    def __init__(self, public_keys: Mapping[str, Ed25519PublicKey], settings: TokenSettings,
-                 clock: Clock, leeway: int = LEEWAY_SECONDS) -> None:
-        self._keys = dict(public_keys)
+    def __init__(self, keys: PublicKeys, settings: TokenSettings, clock: Clock,
+                 leeway: int = LEEWAY_SECONDS) -> None:
+        self._keys = keys
         self._settings, self._clock, self._leeway = settings, clock, leeway
 
     def verify(self, token: str | None) -> Claims:
@@ -142,7 +180,8 @@ class TokenVerifier:
             raise _rejected("malformed") from None
         if header.get("alg") != ALGORITHM or header.get("typ") != TOKEN_TYPE:
             raise _rejected("algorithm or type")
-        key = self._keys.get(header.get("kid"))  # type: ignore[arg-type]
+        kid = header.get("kid")
+        key = self._keys.find(kid) if isinstance(kid, str) else None
         if key is None:
             raise _rejected("unknown kid")
         try:

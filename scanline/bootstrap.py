@@ -19,10 +19,11 @@ from scanline.adapters.bus import (
     ReplyPublisher,
 )
 from scanline.adapters.db import Database, UnitOfWork
+from scanline.adapters.jwks import JwksKeys
 from scanline.adapters.mail import SmtpMailer
 from scanline.adapters.outbox import Outbox
 from scanline.adapters.store import ObjectStore
-from scanline.auth import KeyRing, TokenSettings, TokenSigner, TokenVerifier
+from scanline.auth import KeyRing, PublicKeys, TokenSettings, TokenSigner, TokenVerifier
 from scanline.clock import Clock, SystemClock
 from scanline.events import Event, new_event
 from scanline.logs import current_traceparent
@@ -100,9 +101,20 @@ class Container:
 
     @property
     def tokens(self) -> TokenVerifier:
-        """The one access-token verifier every function uses (``deps.tokens.verify``)."""
-        return self._once("tokens", lambda: TokenVerifier(
-            self.keys.public_keys, TokenSettings.from_settings(self.settings), self.clock))
+        """The one access-token verifier every function uses (``deps.tokens.verify``).
+
+        Its keys come from the token function's JWKS when ``JWKS_URL`` is set — every
+        function that only verifies, so none of them mounts the signing key. Without it, from
+        the local key ring: that is the token function itself, which signs and so holds the
+        keys anyway (and must not depend on fetching its own JWKS over the network).
+        """
+        def build() -> TokenVerifier:
+            settings = TokenSettings.from_settings(self.settings)
+            keys: PublicKeys = (JwksKeys(settings.jwks_url,
+                                         timeout=self.settings.dependency_timeout)
+                                if settings.jwks_url else self.keys)
+            return TokenVerifier(keys, settings, self.clock)
+        return self._once("tokens", build)
 
     @property
     def signer(self) -> TokenSigner:

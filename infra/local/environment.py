@@ -31,11 +31,19 @@ def local_overrides() -> dict[str, str]:
     }
 
 
+def local_overrides_where_set() -> dict[str, str]:
+    """Local values for settings whose mere presence means something, so they are replaced
+    only in the functions whose stack.yml sets them: ``JWKS_URL`` makes a function verify
+    tokens with the token function's JWKS instead of the signing key (scanline.bootstrap)."""
+    return {"JWKS_URL": f"http://{paths.HOST}:{paths.GATEWAY_PORT}/function/token/jwks.json"}
+
+
 def function_environment(name: str, stack: Stack | None = None) -> dict[str, str]:
     """Environment for function ``name``; a name absent from stack.yml (a test) gets the base."""
     stack = stack or load()
     function = stack.functions.get(name)
     env = dict(function.environment) if function else {}
+    env.update({k: v for k, v in local_overrides_where_set().items() if k in env})
     env.update(local_overrides())
     env["FUNCTION_NAME"] = name
     if function:

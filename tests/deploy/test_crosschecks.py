@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from infra import generate
-from infra.generate import COMPOSE_OVERRIDES, REPO, trigger_name
+from infra.generate import COMPOSE_OVERRIDES, KNATIVE_OVERRIDES, REPO, trigger_name
 from scanline import events
 from scanline.secrets import SECRET_KINDS
 from tests.deploy.manifests import documents, functions
@@ -115,6 +115,14 @@ def test_secrets_named_in_stack_yml_are_exactly_those_the_code_reads() -> None:
     assert read <= set(SECRET_KINDS)
 
 
+def test_only_the_token_function_holds_the_signing_keys() -> None:
+    signing = {"jwt-signing-key", "jwt-previous-signing-key"}
+    holders = {fn.name for fn in functions().values() if signing & set(fn.secrets)}
+    assert holders == {"token"}
+    verifiers = {fn.name for fn in functions().values() if "JWKS_URL" in fn.environment}
+    assert "ocr-jobs" in verifiers and not verifiers & holders
+
+
 def test_knative_mounts_each_functions_secrets_where_the_runtime_reads_them() -> None:
     for service in documents(REPO / "infra/knative/services.yaml"):
         fn = functions()[service["metadata"]["name"]]
@@ -132,7 +140,8 @@ def test_environment_agrees_across_stack_knative_and_compose() -> None:
         fn = functions()[service["metadata"]["name"]]
         knative_env = {e["name"]: e["value"] for e in
                        service["spec"]["template"]["spec"]["containers"][0]["env"]}
-        assert knative_env == fn.environment, fn.name
+        assert knative_env == {k: KNATIVE_OVERRIDES.get(k, v)
+                               for k, v in fn.environment.items()}, fn.name
         assert "PORT" not in knative_env, "Knative reserves PORT"
         compose_env = compose["services"][fn.name]["environment"]
         assert set(compose_env) == set(fn.environment) | {"SECRETS_DIR"}, fn.name

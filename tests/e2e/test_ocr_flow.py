@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+import jwt
 import pytest
 import requests
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.ocr_client import OcrClient
 from bench.ocr_samples import generated, padded_png, word_recall
@@ -80,12 +82,17 @@ def test_missing_forged_and_expired_tokens_are_401(stack: Stack, alice: OcrClien
     forged = alice.token[:-4] + ("AAAA" if not alice.token.endswith("AAAA") else "BBBB")
     assert requests.post(url, files=files, timeout=10,
                          headers={"Authorization": f"Bearer {forged}"}).status_code == 401
-    settings = Settings.from_env(function_environment("ocr-jobs"))
-    expired = TokenSigner(KeyRing.from_secrets(Secrets(stack.secrets_dir)),
-                          TokenSettings.from_settings(settings),
+    settings = TokenSettings.from_settings(Settings.from_env(function_environment("ocr-jobs")))
+    expired = TokenSigner(KeyRing.from_secrets(Secrets(stack.secrets_dir)), settings,
                           FixedClock(datetime.now(UTC) - timedelta(hours=1))).issue("someone")
-    r = requests.get(url, headers={"Authorization": f"Bearer {expired}"}, timeout=10)
-    assert r.status_code == 401 and r.headers["Content-Type"] == "application/problem+json"
+    # Alice's identity, well-formed, but signed by a key the token function does not publish.
+    subject = jwt.decode(alice.token, options={"verify_signature": False})["sub"]
+    foreign = TokenSigner(KeyRing(Ed25519PrivateKey.generate()), settings,
+                          FixedClock(datetime.now(UTC))).issue(subject)
+    for token in (expired, foreign):
+        r = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert r.status_code == 401 and r.headers["Content-Type"] == "application/problem+json"
+    assert requests.get(url, headers=alice.auth, timeout=10).status_code == 200
 
 
 def test_the_message_for_a_10_mib_image_is_under_2_kib(alice: OcrClient, tap: EventTap) -> None:

@@ -34,6 +34,7 @@ from scanline.errors import NotFound
 from scanline.runtime.app import create_app
 from scanline.settings import Settings
 from tests.support.broker import EventTap
+from tests.support.jwks_server import serving
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = generated()[0]
@@ -64,6 +65,13 @@ def function(name: str, **env: str) -> Iterator[Function]:
 @pytest.fixture
 def jobs_fn(stack: object) -> Iterator[Function]:
     yield from function("ocr-jobs", OCR_MAX_UPLOAD_BYTES="200000")
+
+
+@pytest.fixture
+def jobs_fn_without_keys(stack: object) -> Iterator[Function]:
+    """ocr-jobs whose JWKS answers without a usable key."""
+    with serving({"keys": []}) as jwks:
+        yield from function("ocr-jobs", JWKS_URL=jwks.url)
 
 
 @pytest.fixture
@@ -147,6 +155,13 @@ def test_missing_file_field_and_bad_tokens(jobs_fn: Function) -> None:
     assert upload(jobs_fn, {}, SAMPLE.data).status_code == 401
     assert upload(jobs_fn, {"Authorization": "Bearer x.y.z"}, SAMPLE.data).status_code == 401
     assert jobs_fn.client.get(f"/{uuid.uuid4()}").status_code == 401
+
+
+def test_no_verification_keys_is_503_not_401(jobs_fn_without_keys: Function) -> None:
+    _, _, auth = new_user(jobs_fn_without_keys.deps)
+    r = jobs_fn_without_keys.client.get("/", headers=auth)
+    assert r.status_code == 503 and r.content_type == "application/problem+json"
+    assert r.headers["Retry-After"]
 
 
 def test_jobs_are_visible_to_their_owner_only(jobs_fn: Function) -> None:

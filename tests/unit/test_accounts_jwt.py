@@ -1,4 +1,8 @@
-"""The shared access-token verifier: what it accepts, and every forgery it must refuse."""
+"""The shared access-token verifier: what it accepts, and every forgery it must refuse.
+
+The ``verifier`` fixture runs each case twice: with the token function's own key ring, and
+with the keys fetched from a JWKS served over HTTP (what every other function uses).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,6 +19,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from scanline.adapters.jwks import JwksKeys
 from scanline.auth import (
     KeyRing,
     TokenSettings,
@@ -26,6 +32,7 @@ from scanline.auth import (
 from scanline.clock import FixedClock
 from scanline.domain.tokens import access_claims
 from scanline.errors import Unauthorized
+from tests.support.jwks_server import serving
 
 SETTINGS = TokenSettings(issuer="https://scanline.test/function/token", audience="scanline")
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -55,9 +62,14 @@ def signer(ring: KeyRing, clock: FixedClock) -> TokenSigner:
     return TokenSigner(ring, SETTINGS, clock)
 
 
-@pytest.fixture
-def verifier(ring: KeyRing, clock: FixedClock) -> TokenVerifier:
-    return TokenVerifier(ring.public_keys, SETTINGS, clock)
+@pytest.fixture(params=["key ring", "jwks"])
+def verifier(request: pytest.FixtureRequest, ring: KeyRing,
+             clock: FixedClock) -> Iterator[TokenVerifier]:
+    if request.param == "key ring":
+        yield TokenVerifier(ring, SETTINGS, clock)
+        return
+    with serving(ring.jwks()) as server:
+        yield TokenVerifier(JwksKeys(server.url), SETTINGS, clock)
 
 
 def claims(**changes: Any) -> dict[str, Any]:
@@ -180,11 +192,11 @@ def test_rotation_publishes_both_keys_and_old_tokens_stay_valid(clock: FixedCloc
     assert [k["kid"] for k in after.jwks()["keys"]] == [after.kid, before.kid]
     assert all(k["alg"] == "EdDSA" and k["kty"] == "OKP" and "d" not in k
                for k in after.jwks()["keys"])
-    verifier = TokenVerifier(after.public_keys, SETTINGS, clock)
+    verifier = TokenVerifier(after, SETTINGS, clock)
     assert verifier.verify(old_token).subject == "user-1"
     assert verifier.verify(TokenSigner(after, SETTINGS, clock).issue("u2")).subject == "u2"
     # Once the previous key is dropped from the ring, its tokens are refused.
-    assert rejected(TokenVerifier(KeyRing(new).public_keys, SETTINGS, clock), old_token)
+    assert rejected(TokenVerifier(KeyRing(new), SETTINGS, clock), old_token)
 
 
 def test_a_non_ed25519_signing_key_is_refused_at_load() -> None:
