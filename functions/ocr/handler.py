@@ -22,7 +22,7 @@ from scanline.domain import ocr
 from scanline.domain.ocr import Job
 from scanline.errors import BadRequest, InvalidInput, ScanlineError
 from scanline.events import Event
-from scanline.ocr.images import decode
+from scanline.ocr.images import load_page
 from scanline.runtime import Context, Response
 from scanline.validation import strict_object, validate
 
@@ -97,14 +97,14 @@ def handle(event: Event, context: Context) -> Response:
     try:
         blob = deps.store.get(job.object_key)
         fetched = time.monotonic()
-        image = decode(blob, service.config.limits)
+        page = load_page(blob, service.config.limits)
     except ScanlineError as exc:
         if exc.status >= 500:
             raise  # S3 unavailable: the message is retried
         _fail(context, job, exc)  # object gone (404), not an image (415), a bomb (413)
         raise
     decoded = time.monotonic()
-    outcome = service.recognize(image)
+    outcome = service.recognize(page)
     timings = {"fetch_ms": round((fetched - started) * 1000, 1),
                "decode_ms": round((decoded - fetched) * 1000, 1),
                "batch_wait_ms": outcome.queued_ms, "engine_ms": outcome.engine_ms,

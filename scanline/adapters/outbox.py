@@ -32,15 +32,19 @@ class Outbox:
         self._thread: threading.Thread | None = None
 
     def _send(self, where: sa.ColumnElement[bool]) -> int:
+        # One statement takes the rows and keeps them locked until the publish is done:
+        # a concurrent flush or relay skips them, and if publishing fails the transaction
+        # rolls back and they stay for the relay.
+        picked = (sa.select(outbox.c.id).where(where).order_by(outbox.c.created_at)
+                  .limit(self._batch).with_for_update(skip_locked=True))
         try:
             with self._db.connect() as conn:
                 rows = conn.execute(
-                    sa.select(outbox.c.id, outbox.c.type, outbox.c.body).where(where)
-                    .order_by(outbox.c.created_at).limit(self._batch)
-                    .with_for_update(skip_locked=True)).all()
+                    outbox.delete().where(outbox.c.id.in_(picked.scalar_subquery()))
+                    .returning(outbox.c.id, outbox.c.type, outbox.c.body,
+                               outbox.c.created_at)).all()
                 if rows:
-                    self._publisher.publish(rows)
-                    conn.execute(outbox.delete().where(outbox.c.id.in_([r.id for r in rows])))
+                    self._publisher.publish(sorted(rows, key=lambda r: r.created_at))
                 return len(rows)
         except DependencyUnavailable as exc:
             log.warning("outbox: events kept for later: %s", exc.detail)

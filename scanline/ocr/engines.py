@@ -4,13 +4,16 @@ Both engines take decoded RGB images and return text plus words with boxes. The 
 model is built and its weights are read from a local directory once per process, at first
 use, and never downloaded (``Pipeline()`` would fetch them from GitHub on construction).
 Tesseract keeps no model in this process; each image is one ``tesseract`` run, so its
-"batch" is one image and parallelism comes from running several workers.
+"batch" is one image and parallelism comes from running one worker per usable core. A
+plain upload is piped to tesseract as it is (leptonica decodes PNG/JPEG/TIFF itself);
+only other images are re-encoded, by pytesseract, from their checked RGB pixels.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +24,7 @@ from PIL import Image
 
 from scanline.domain.ocr import Recognition, Word, reading_order, rectangle
 from scanline.errors import DependencyUnavailable
+from scanline.ocr.images import Page, as_page
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +42,7 @@ class Engine(Protocol):
     workers: int
 
     def load(self) -> None: ...
-    def recognize_batch(self, images: Sequence[Image.Image]) -> list[Recognition]: ...
+    def recognize_batch(self, images: Sequence[Page | Image.Image]) -> list[Recognition]: ...
 
 
 class TesseractEngine:
@@ -51,7 +55,8 @@ class TesseractEngine:
         # One OpenMP thread per run: on few cores, parallel runs beat threaded runs.
         os.environ["OMP_THREAD_LIMIT"] = "1"
         self.languages = languages
-        self.workers = workers or os.cpu_count() or 1
+        # One run per core this process may use (its affinity, which a cpuset narrows).
+        self.workers = workers or len(os.sched_getaffinity(0))
         self.version: str | None = None
 
     def load(self) -> None:
@@ -63,14 +68,24 @@ class TesseractEngine:
             except pytesseract.TesseractNotFoundError as exc:
                 raise DependencyUnavailable("tesseract", "the tesseract binary is missing") from exc
 
-    def recognize_batch(self, images: Sequence[Image.Image]) -> list[Recognition]:
+    def recognize_batch(self, images: Sequence[Page | Image.Image]) -> list[Recognition]:
         self.load()
-        return [self._recognize(image) for image in images]
+        return [self._recognize(as_page(image)) for image in images]
 
-    def _recognize(self, image: Image.Image) -> Recognition:
+    def _recognize(self, page: Page) -> Recognition:
         import pytesseract
 
-        data = pytesseract.image_to_data(image, lang=self.languages,
+        if page.encoded is not None:
+            run = subprocess.run(
+                [pytesseract.pytesseract.tesseract_cmd, "stdin", "stdout", "-l", self.languages,
+                 "tsv"], input=page.encoded, capture_output=True, check=False)
+            if run.returncode == 0:
+                tsv = run.stdout.decode("utf-8", errors="replace")
+                return _from_tesseract_data(pytesseract.pytesseract.file_to_dict(tsv, "\t", -1))
+            # A variant leptonica cannot read: fall back to the pixels Pillow decoded.
+            log.warning("tesseract could not read the upload as it is (%s); re-encoding it",
+                        run.stderr.decode("utf-8", errors="replace").strip()[-200:])
+        data = pytesseract.image_to_data(page.pixels, lang=self.languages,
                                          output_type=pytesseract.Output.DICT)
         return _from_tesseract_data(data)
 
@@ -81,7 +96,7 @@ def _from_tesseract_data(data: dict[str, list[Any]]) -> Recognition:
     words: list[Word] = []
     paragraphs: list[list[list[str]]] = []
     last_par = last_line = None
-    for i, text in enumerate(data["text"]):
+    for i, text in enumerate(data.get("text", [])):  # no rows at all for an empty page
         text = text.strip()
         if int(data["level"][i]) != 5 or not text:
             continue
@@ -149,12 +164,12 @@ class KerasOcrEngine:
             self.loads += 1
             log.info("keras-ocr model loaded from %s", self.model_dir)
 
-    def recognize_batch(self, images: Sequence[Image.Image]) -> list[Recognition]:
+    def recognize_batch(self, images: Sequence[Page | Image.Image]) -> list[Recognition]:
         import numpy as np
 
         self.load()
         groups = self._pipeline.recognize(
-            [np.asarray(image) for image in images],
+            [np.asarray(as_page(image).pixels) for image in images],
             detection_kwargs={"verbose": 0}, recognition_kwargs={"verbose": 0})
         results = []
         for group in groups:

@@ -15,7 +15,7 @@ from PIL import Image
 from scanline.domain.ocr import Recognition
 from scanline.ocr.batcher import MicroBatcher
 from scanline.ocr.engines import Engine, EngineChoice, build_engine, choose_engine
-from scanline.ocr.images import ImageLimits
+from scanline.ocr.images import ImageLimits, Page
 from scanline.settings import Settings
 
 
@@ -72,14 +72,14 @@ class OcrService:
         self.engine: Engine = build_engine(self.choice, model_dir=config.model_dir,
                                            languages=config.languages,
                                            keras_batch=config.batch_size)
-        self._batcher: MicroBatcher[Image.Image, Recognition] = MicroBatcher(
+        self._batcher: MicroBatcher[Page | Image.Image, Recognition] = MicroBatcher(
             self.engine.recognize_batch, max_batch=self.engine.max_batch,
             max_wait=config.batch_wait, workers=self.engine.workers, name="ocr-batch")
 
     def describe(self) -> str:
         return f"OCR engine {self.choice.name} ({self.choice.reason})"
 
-    def recognize(self, image: Image.Image) -> Outcome:
+    def recognize(self, image: Page | Image.Image) -> Outcome:
         batched = self._batcher.submit(image)
         return Outcome(batched.value, self.engine.name, batched.batch_size,
                        round(batched.queued_seconds * 1000, 1),

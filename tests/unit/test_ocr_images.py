@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from scanline.errors import PayloadTooLarge, UnsupportedMediaType
-from scanline.ocr.images import ImageLimits, UndecodableImage, decode, sniff
+from scanline.ocr.images import ImageLimits, UndecodableImage, decode, load_page, sniff
 
 LIMITS = ImageLimits()
 
@@ -40,6 +40,12 @@ def test_anything_else_is_415(data: bytes) -> None:
 def test_pixel_limit_is_checked_from_the_header() -> None:
     with pytest.raises(PayloadTooLarge, match="pixels"):
         sniff(io.BytesIO(encoded("PNG", size=(200, 100))), ImageLimits(max_pixels=10_000))
+
+
+def test_a_side_over_the_engines_limit_is_413_within_the_pixel_limit() -> None:
+    strip = encoded("PNG", size=(1, 40_000), mode="L")  # 40,000 px: far under max_pixels
+    with pytest.raises(PayloadTooLarge, match="no side"):
+        sniff(io.BytesIO(strip), LIMITS)
 
 
 def test_decompression_bomb_is_413_before_any_pixel_is_expanded() -> None:
@@ -79,3 +85,31 @@ def test_decode_applies_exif_rotation() -> None:
     exif[0x0112] = 6  # rotate 90° clockwise to display
     Image.new("RGB", (40, 20)).save(out, "JPEG", exif=exif)
     assert decode(out.getvalue(), LIMITS).size == (20, 40)
+
+
+@pytest.mark.parametrize(("fmt", "mode"), [
+    ("PNG", "RGB"), ("PNG", "L"), ("JPEG", "RGB"), ("JPEG", "L"), ("TIFF", "1"), ("TIFF", "RGB")])
+def test_a_plain_upright_upload_is_handed_on_as_it_is(fmt: str, mode: str) -> None:
+    data = encoded(fmt, mode=mode)
+    page = load_page(data, LIMITS)
+    assert page.encoded == data and page.pixels.mode == "RGB"
+
+
+def test_other_uploads_go_as_decoded_pixels_only() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    others = {"alpha": encoded("PNG", mode="RGBA"), "palette": encoded("PNG", mode="P"),
+              "transparent grey": encoded("PNG", mode="L", transparency=255),
+              "cmyk": encoded("JPEG", mode="CMYK"), "rotated": encoded("JPEG", exif=exif),
+              "16-bit": encoded("PNG", mode="I;16"), "webp": encoded("WEBP"),
+              "bmp": encoded("BMP")}
+    for name, data in others.items():
+        page = load_page(data, LIMITS)
+        assert page.encoded is None and page.pixels.mode == "RGB", name
+
+
+def test_a_multi_page_tiff_is_never_handed_on_whole() -> None:
+    out = io.BytesIO()
+    first, second = Image.new("L", (10, 10)), Image.new("L", (10, 10))
+    first.save(out, "TIFF", save_all=True, append_images=[second])
+    assert load_page(out.getvalue(), ImageLimits(max_frames=2)).encoded is None
