@@ -51,3 +51,9 @@ manifests:
 test-faults: up
 	$(PYTHON) -m pytest tests/faults
 
+# The fuzz suite alone (also part of `make test`): OpenAPI document checks, schemathesis
+# against the running stack, malformed CloudEvents, hostile images. Figures: docs/reliability.md.
+.PHONY: test-fuzz
+
+test-fuzz: up
+	$(PYTHON) -m pytest tests/fuzz -s

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from infra import openapi
 from infra.local.stackfile import envsubst
 from scanline.adapters.topology import DEAD_LETTER_EXCHANGE, DELIVERY_LIMIT, EXCHANGE
 
@@ -482,6 +483,7 @@ def outputs() -> dict[Path, str]:
         REPO / "infra/compose/rabbitmq-topology.sh": topology_script(functions),
         REPO / "infra/compose/gateway.conf": gateway_conf(functions),
         REPO / "infra/compose/docker-compose.yml": _yaml(compose_file(functions)),
+        REPO / openapi.DOCUMENT: openapi.render(openapi.combined()),
     }
 
 

@@ -21,6 +21,7 @@ from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
 from scanline.errors import BadRequest
+from scanline.validation import unstorable
 
 USER_REGISTERED = "io.scanline.user.registered.v1"
 USER_VERIFIED = "io.scanline.user.verified.v1"
@@ -33,6 +34,8 @@ HTTP_REQUEST = "io.scanline.http.request.v1"
 
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 REQUIRED = ("id", "source", "type", "specversion")
+MAX_ATTRIBUTE_NAME = 20
+DATA = ("data", "data_base64")  # members of a structured event that are not attributes
 _FORMAT = JSONFormat()
 
 
@@ -108,6 +111,16 @@ def _check_required(attributes: Mapping[str, Any]) -> None:
         raise BadRequest(f"CloudEvent is missing required attribute(s): {', '.join(missing)}")
     if attributes["specversion"] != "1.0":
         raise BadRequest(f"unsupported CloudEvents specversion {attributes['specversion']!r}")
+    # The spec's SHOULD; the SDK checks only the characters. No producer of ours, Knative's
+    # or the connectors' uses a longer name, so a longer one is a malformed event.
+    long = [name[:40] for name in attributes if len(name) > MAX_ATTRIBUTE_NAME]
+    if long:
+        raise BadRequest(f"CloudEvent attribute names are at most {MAX_ATTRIBUTE_NAME} "
+                         f"characters: {', '.join(long)}")
+    # The id is stored (de-duplication) and every attribute is logged or forwarded.
+    text = next(unstorable({k: v for k, v in attributes.items() if k not in DATA}), None)
+    if text:
+        raise BadRequest(f"CloudEvent attribute {text['pointer'][1:]} {text['detail']}")
 
 
 def parse_structured(body: bytes) -> Event:

@@ -14,7 +14,7 @@ from scanline.adapters.db import UnitOfWork
 from scanline.bootstrap import Container
 from scanline.domain import account_emails, otp
 from scanline.domain.rate_limits import OTP_RESEND
-from scanline.domain.users import EMAIL_MAX, email_key, normalise_email
+from scanline.domain.users import EMAIL, email_key, normalise_email
 from scanline.errors import BadRequest, TooManyRequests
 from scanline.events import Event
 from scanline.runtime import Context, Response, Routes
@@ -23,12 +23,13 @@ from scanline.validation import strict_object, validate
 DEPENDS_ON = ("db", "bus")
 
 CODE_REQUEST = strict_object(
-    {"email": {"type": "string", "minLength": 3, "maxLength": EMAIL_MAX}}, required=["email"])
+    {"email": EMAIL}, required=["email"])
+OTP_SENT = strict_object({"status": {"const": "otp_sent"}}, required=["status"])
 # Producers may add fields to an event over time: only the ones used here are checked.
 USER_REGISTERED = {
     "type": "object",
     "properties": {"user_id": {"type": "string", "format": "uuid"},
-                   "email": {"type": "string", "minLength": 3, "maxLength": EMAIL_MAX}},
+                   "email": EMAIL},
     "required": ["user_id", "email"],
 }
 
@@ -53,7 +54,8 @@ def issue(uow: UnitOfWork, deps: Container, email: str) -> int | None:
     return None
 
 
-@routes.route("/", "POST")
+@routes.route("/", "POST", summary="Mail a new verification code (at most one a minute)",
+              request={"application/json": CODE_REQUEST}, responses={202: OTP_SENT})
 def request_code(event: Event, context: Context) -> Response:
     email = normalise_email(validate(event.data, CODE_REQUEST)["email"])
     with context.deps.uow() as uow:

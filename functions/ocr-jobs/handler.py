@@ -44,6 +44,22 @@ PRESIGN_REQUEST = strict_object(
      "size": {"type": "integer", "minimum": 1}},
     required=["content_type", "size"],
 )
+# The image itself, checked from its bytes (never from the part's name or Content-Type).
+UPLOAD = {"type": "object", "required": ["file"],
+          "properties": {"file": {"type": "string",
+                                  "contentMediaType": "application/octet-stream"}}}
+_JOB_ID = {"type": "string", "format": "uuid"}
+_URL = {"type": "string", "format": "uri"}
+QUEUED = strict_object({"job_id": _JOB_ID, "status": {"const": ocr.QUEUED}, "status_url": _URL},
+                       required=["job_id", "status", "status_url"])
+PRESIGNED = strict_object(
+    {"job_id": _JOB_ID, "upload_url": _URL, "expires_in": {"type": "integer", "minimum": 1},
+     "status_url": _URL},
+    required=["job_id", "upload_url", "expires_in", "status_url"])
+JOBS = strict_object({"jobs": {"type": "array", "items": ocr.JOB_SUMMARY, "maxItems": LIST_LIMIT}},
+                     required=["jobs"])
+# ?wait=N: hold the answer up to N seconds until the job is finished.
+WAIT = {"type": "integer", "minimum": 0, "maximum": OcrSettings.max_wait_seconds}
 
 routes = Routes()
 
@@ -78,7 +94,10 @@ def _queued(context: Context, job_id: str) -> Response:
                     headers={"Location": url})
 
 
-@routes.route("/", "POST")
+@routes.route("/", "POST", auth=True,
+              summary="Upload an image (multipart), or ask for a presigned upload URL (JSON)",
+              request={"multipart/form-data": UPLOAD, "application/json": PRESIGN_REQUEST},
+              responses={202: QUEUED, 201: PRESIGNED})
 def create_job(event: Event, context: Context) -> Response:
     user_id = _caller(context)
     if "file" in context.files:
@@ -114,14 +133,15 @@ def _upload(context: Context, user_id: str, stream: IO[bytes]) -> Response:
 
 def _presign(context: Context, user_id: str, request: dict[str, Any]) -> Response:
     config = _config(context)
-    _check_size(request["size"], config)
+    size = int(request["size"])  # JSON Schema counts 250.0 as an integer; the column does not
+    _check_size(size, config)
     job_id = str(uuid.uuid4())
     key = ocr.object_key(user_id, job_id)
     deps = context.deps
     url = deps.store.presign_put(key, request["content_type"], config.upload_url_ttl)
     with deps.db.connect() as conn:
         jobs.create(conn, job_id=job_id, user_id=user_id, status=ocr.AWAITING_UPLOAD,
-                    object_key=key, content_type=request["content_type"], size=request["size"])
+                    object_key=key, content_type=request["content_type"], size=size)
     return Response({"job_id": job_id, "upload_url": url, "expires_in": config.upload_url_ttl,
                      "status_url": _status_url(context, job_id)}, status=201)
 
@@ -154,7 +174,9 @@ def _stored_image(context: Context, key: str, config: OcrSettings) -> tuple[int,
         return size, sniff(io.BytesIO(store.get(key)), config.limits)
 
 
-@routes.route("/<uuid:job_id>/submit", "POST")
+@routes.route("/<uuid:job_id>/submit", "POST", auth=True,
+              summary="Queue a job whose image was PUT to its presigned URL",
+              responses={202: QUEUED})
 def submit(event: Event, context: Context, job_id: uuid.UUID) -> Response:
     user_id = _caller(context)
     job = _owned(context, user_id, str(job_id))
@@ -174,13 +196,15 @@ def submit(event: Event, context: Context, job_id: uuid.UUID) -> Response:
 def _wait_seconds(context: Context) -> float:
     raw = context.query.get("wait", "0")
     limit = _config(context).max_wait_seconds
-    if not raw.isdigit() or int(raw) > limit:
+    # isdigit() alone also accepts "²" and digit strings too long for int().
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= len(str(limit))) or int(raw) > limit:
         raise InvalidInput(f"wait must be a whole number of seconds from 0 to {limit}",
                            errors=[{"pointer": "/wait", "detail": f"0..{limit}"}])
     return float(raw)
 
 
-@routes.route("/<uuid:job_id>", "GET")
+@routes.route("/<uuid:job_id>", "GET", auth=True, summary="A job's status and result",
+              query={"wait": WAIT}, responses={200: ocr.JOB})
 def get_job(event: Event, context: Context, job_id: uuid.UUID) -> Response:
     user_id = _caller(context)
     deadline = time.monotonic() + _wait_seconds(context)
@@ -193,7 +217,8 @@ def get_job(event: Event, context: Context, job_id: uuid.UUID) -> Response:
     return Response(ocr.job_view(job, _status_url(context, job.id)))
 
 
-@routes.route("/", "GET")
+@routes.route("/", "GET", auth=True, summary="The caller's most recent jobs",
+              responses={200: JOBS})
 def list_jobs(event: Event, context: Context) -> Response:
     user_id = _caller(context)
     with context.deps.db.connect() as conn:

@@ -13,7 +13,7 @@ from scanline.adapters import accounts_repo
 from scanline.domain import account_emails
 from scanline.domain.rate_limits import ACCOUNT_EXISTS_MAIL
 from scanline.domain.users import (
-    EMAIL_MAX,
+    EMAIL,
     NAME_MAX,
     check_password_policy,
     email_key,
@@ -29,18 +29,20 @@ DEPENDS_ON = ("db", "bus")
 REGISTRATION = strict_object(
     {
         "name": {"type": "string", "minLength": 1, "maxLength": NAME_MAX},
-        "email": {"type": "string", "minLength": 3, "maxLength": EMAIL_MAX},
+        "email": EMAIL,
         # Length and the common-password list are checked by the policy, whose messages
         # never quote the password back.
         "password": {"type": "string"},
     },
     required=["name", "email", "password"],
 )
+PENDING = strict_object({"status": {"const": "pending_verification"}}, required=["status"])
 
 routes = Routes()
 
 
-@routes.route("/", "POST")
+@routes.route("/", "POST", summary="Create an account and mail a verification code",
+              request={"application/json": REGISTRATION}, responses={202: PENDING})
 def register(event: Event, context: Context) -> Response:
     data = validate(event.data, REGISTRATION)
     email = normalise_email(data["email"])

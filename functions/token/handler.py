@@ -25,7 +25,7 @@ from scanline.domain.tokens import (
     refresh_token_hash,
 )
 from scanline.domain.users import (
-    EMAIL_MAX,
+    EMAIL,
     check_password_length,
     email_key,
     normalise_email,
@@ -42,7 +42,7 @@ GRANT = {"type": "object", "properties": {"grant_type": {"enum": ["password", "r
          "required": ["grant_type"]}
 PASSWORD_GRANT = strict_object(
     {"grant_type": {"const": "password"},
-     "username": {"type": "string", "minLength": 3, "maxLength": EMAIL_MAX},
+     "username": EMAIL,
      "password": {"type": "string"}},  # length: check_password_length, never echoed
     required=["grant_type", "username", "password"],
 )
@@ -51,6 +51,34 @@ REFRESH_GRANT = strict_object(
     required=["grant_type", "refresh_token"],
 )
 REVOCATION = strict_object({"refresh_token": REFRESH_TOKEN}, required=["refresh_token"])
+# OAuth 2.0 clients send form fields (RFC 6749 4.3, RFC 7009 2.1); JSON is accepted as well.
+TOKEN_REQUEST = {"oneOf": [PASSWORD_GRANT, REFRESH_GRANT]}
+TOKENS = strict_object(
+    {"access_token": {"type": "string", "minLength": 1},
+     "token_type": {"const": "bearer"},
+     "expires_in": {"type": "integer", "minimum": 1},
+     "refresh_token": {"type": "string", "minLength": 1}},
+    required=["access_token", "token_type", "expires_in", "refresh_token"],
+)
+REVOKED = strict_object({"status": {"const": "revoked"}}, required=["status"])
+JWKS = strict_object(
+    {"keys": {"type": "array", "minItems": 1, "items": strict_object(
+        {"kty": {"const": "OKP"}, "crv": {"const": "Ed25519"}, "x": {"type": "string"},
+         "kid": {"type": "string"}, "alg": {"const": "EdDSA"}, "use": {"const": "sig"}},
+        required=["kty", "crv", "x", "kid", "alg", "use"])}},
+    required=["keys"],
+)
+USERINFO = strict_object(
+    {"sub": {"type": "string", "format": "uuid"}, "name": {"type": "string"},
+     "email": {"type": "string"}, "email_verified": {"type": "boolean"},
+     "created_at": {"type": "string", "format": "date-time"}},
+    required=["sub", "name", "email", "email_verified", "created_at"],
+)
+
+
+def _form_or_json(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {"application/x-www-form-urlencoded": schema, "application/json": schema}
+
 
 BAD_CREDENTIALS = "the username or password is wrong"
 BAD_REFRESH_TOKEN = "the refresh token is invalid, expired or revoked"
@@ -114,7 +142,8 @@ def refresh_grant(deps: Container, data: dict[str, Any]) -> dict[str, Any]:
     raise Unauthorized(BAD_REFRESH_TOKEN)
 
 
-@routes.route("/", "POST")
+@routes.route("/", "POST", summary="Log in (password grant) or refresh the tokens",
+              request=_form_or_json(TOKEN_REQUEST), responses={200: TOKENS})
 def grant(event: Event, context: Context) -> Response:
     data = validate(event.data, GRANT)
     if data["grant_type"] == "password":
@@ -124,7 +153,8 @@ def grant(event: Event, context: Context) -> Response:
     return Response(body, headers=dict(NO_STORE))
 
 
-@routes.route("/revoke", "POST")
+@routes.route("/revoke", "POST", summary="Revoke a refresh token and its family",
+              request=_form_or_json(REVOCATION), responses={200: REVOKED})
 def revoke(event: Event, context: Context) -> Response:
     """RFC 7009: the answer is 200 whether or not the token was valid."""
     data = validate(event.data, REVOCATION)
@@ -136,13 +166,15 @@ def revoke(event: Event, context: Context) -> Response:
     return Response({"status": "revoked"}, headers=dict(NO_STORE))
 
 
-@routes.route("/jwks.json", "GET")
+@routes.route("/jwks.json", "GET", responses={200: JWKS})
 def jwks(event: Event, context: Context) -> Response:
+    """The public keys that verify access tokens (RFC 7517)."""
     return Response(context.deps.keys.jwks(), headers={"Cache-Control": "public, max-age=300"})
 
 
-@routes.route("/userinfo", "GET")
+@routes.route("/userinfo", "GET", responses={200: USERINFO}, auth=True)
 def userinfo(event: Event, context: Context) -> Response:
+    """The account the access token belongs to."""
     deps = context.deps
     claims = deps.tokens.verify(context.bearer_token())
     with deps.db.connect() as conn:

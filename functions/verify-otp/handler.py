@@ -10,7 +10,7 @@ submissions exactly one gets 200. Wrong, expired, used or unknown → the same 4
 from scanline import events
 from scanline.adapters import accounts_repo
 from scanline.domain import otp
-from scanline.domain.users import EMAIL_MAX, normalise_email
+from scanline.domain.users import EMAIL, normalise_email
 from scanline.errors import BadRequest, TooManyRequests
 from scanline.events import Event
 from scanline.runtime import Context, Response, Routes
@@ -19,16 +19,18 @@ from scanline.validation import strict_object, validate
 DEPENDS_ON = ("db", "bus")
 
 VERIFICATION = strict_object(
-    {"email": {"type": "string", "minLength": 3, "maxLength": EMAIL_MAX},
+    {"email": EMAIL,
      "otp": {"type": "string", "pattern": f"^[0-9]{{{otp.DIGITS}}}$"}},
     required=["email", "otp"],
 )
+VERIFIED = strict_object({"status": {"const": "verified"}}, required=["status"])
 INVALID = "the code is wrong, expired or already used"
 
 routes = Routes()
 
 
-@routes.route("/", "POST")
+@routes.route("/", "POST", summary="Check a verification code and verify the account",
+              request={"application/json": VERIFICATION}, responses={200: VERIFIED})
 def verify(event: Event, context: Context) -> Response:
     data = validate(event.data, VERIFICATION)
     email = normalise_email(data["email"])

@@ -90,6 +90,31 @@ def reading_order(words: Sequence[Word]) -> str:
                      for line in lines)
 
 
+_NULLABLE_TEXT = {"type": ["string", "null"]}
+_TIMESTAMP = {"type": "string", "format": "date-time"}
+_SUMMARY_FIELDS: dict[str, Any] = {
+    "job_id": {"type": "string", "format": "uuid"},
+    "status": {"enum": [AWAITING_UPLOAD, QUEUED, PROCESSING, DONE, FAILED]},
+    "status_url": {"type": "string", "format": "uri"},
+    "created_at": _TIMESTAMP,
+    "completed_at": {"anyOf": [_TIMESTAMP, {"type": "null"}]},
+}
+_POINT = {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2}
+_WORD = {"type": "object", "required": ["text", "box"], "additionalProperties": False,
+         "properties": {"text": {"type": "string"},
+                        "box": {"type": "array", "items": _POINT, "minItems": 4, "maxItems": 4}}}
+# JSON Schemas of the two views below (they document ocr-jobs' answers).
+JOB_SUMMARY: dict[str, Any] = {"type": "object", "properties": _SUMMARY_FIELDS,
+                               "required": list(_SUMMARY_FIELDS), "additionalProperties": False}
+_JOB_FIELDS: dict[str, Any] = {
+    **_SUMMARY_FIELDS, "text": _NULLABLE_TEXT, "engine": _NULLABLE_TEXT, "error": _NULLABLE_TEXT,
+    "words": {"type": ["array", "null"], "items": _WORD},
+    "timings": {"type": ["object", "null"], "additionalProperties": {"type": "number"}},
+}
+JOB: dict[str, Any] = {"type": "object", "properties": _JOB_FIELDS,
+                       "required": list(_JOB_FIELDS), "additionalProperties": False}
+
+
 def job_view(job: Job, status_url: str) -> dict[str, Any]:
     """The document ``GET /function/ocr-jobs/<id>`` answers with."""
     return {

@@ -21,6 +21,8 @@ PASSWORD_MAX = 256
 EMAIL_MAX = 320
 NAME_MAX = 200
 COMMON_PASSWORDS_CHECKED = 3000
+# The JSON Schema of an address field; ``normalise_email`` is the real check.
+EMAIL = {"type": "string", "format": "email", "minLength": 3, "maxLength": EMAIL_MAX}
 
 
 def normalise_email(raw: str, *, field: str = "email") -> str:

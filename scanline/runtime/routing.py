@@ -58,6 +58,10 @@ class Routes:
             return view
         return register
 
+    def rules(self) -> list[Rule]:
+        """The werkzeug rules dispatch matches against (the OpenAPI test compares them)."""
+        return list(self._map.iter_rules())
+
     def dispatch(self, event: Event, context: Context) -> Any:
         try:
             endpoint, args = self._map.bind("function").match(context.path, context.method)

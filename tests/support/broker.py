@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pika
@@ -111,5 +111,23 @@ def drain(url: str, queue: str) -> list[bytes]:
             if method is None:
                 return bodies
             bodies.append(body)
+    finally:
+        connection.close()
+
+
+def take(url: str, queue: str, wanted: Callable[[bytes], bool]) -> list[bytes]:
+    """Take the messages of ``queue`` that ``wanted`` picks and leave every other one
+    where it was (unacknowledged gets go back to the queue when the channel closes)."""
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    taken = []
+    try:
+        channel = connection.channel()
+        while True:
+            method, _, body = channel.basic_get(queue, auto_ack=False)
+            if method is None:
+                return taken
+            if wanted(body):
+                channel.basic_ack(method.delivery_tag)
+                taken.append(body)
     finally:
         connection.close()

@@ -80,3 +80,19 @@ def test_child_traceparent_keeps_the_trace_and_changes_the_span() -> None:
     assert child.split("-")[1] == parent.split("-")[1]
     assert child.split("-")[2] != parent.split("-")[2]
     assert len(events.child_traceparent(None).split("-")[1]) == 32
+
+
+@pytest.mark.parametrize("changes", [
+    {"averyveryverylongname": "x"},  # 21 characters: over the spec's 20
+    {"id": "e\x001"},  # the id is stored for de-duplication
+    {"source": "/test\ud800"},  # a lone surrogate cannot be encoded
+])
+def test_attributes_that_cannot_be_names_or_stored_text_are_bad_requests(
+        changes: dict[str, str]) -> None:
+    with pytest.raises(BadRequest):
+        events.parse_structured(structured(**changes))
+
+
+def test_an_extension_name_of_twenty_characters_is_accepted() -> None:
+    event = events.parse_structured(structured(abcdefghijklmnopqrst="x"))
+    assert event.extensions["abcdefghijklmnopqrst"] == "x"

@@ -1,0 +1,63 @@
+"""The combined OpenAPI 3.1 document of every HTTP function in ``stack.yml``.
+
+A function is an HTTP function when it has no ``topic`` annotation (only the gateway calls
+it) or when its handler declares ``routes`` (issue-otp is both). The document is built by
+``scanline.runtime.openapi`` from the routes the handlers declare, the same declarations
+that validate their requests; ``python -m infra.generate`` writes it to
+``docs/openapi.json`` and a test fails when the committed copy differs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import yaml
+
+from infra.local.stackfile import Stack, envsubst, load
+from scanline.runtime import openapi
+from scanline.runtime.routing import Routes
+
+DOCUMENT = Path("docs/openapi.json")
+
+
+def load_handler(stack: Stack, name: str) -> ModuleType:
+    """Import a function's handler.py as its own module (nothing connects at import)."""
+    path = stack.root / stack.functions[name].handler / "handler.py"
+    spec = importlib.util.spec_from_file_location(f"handler_{name.replace('-', '_')}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def http_functions(stack: Stack | None = None) -> dict[str, ModuleType]:
+    """Name → handler module of each function the gateway serves over HTTP, in stack order."""
+    stack = stack or load(environ={})
+    found = {}
+    for name, function in stack.functions.items():
+        module = load_handler(stack, name)
+        if isinstance(getattr(module, "routes", None), Routes):
+            found[name] = module
+        elif not function.topics:
+            raise ValueError(f"{name} is called over HTTP but its handler declares no routes")
+    return found
+
+
+def gateway_url(stack: Stack) -> str:
+    """``provider.gateway`` of stack.yml with its defaults, as faas-cli reads it."""
+    document = yaml.safe_load(envsubst((stack.root / "stack.yml").read_text(), {}))
+    return str(document["provider"]["gateway"])
+
+
+def combined(stack: Stack | None = None) -> dict[str, Any]:
+    stack = stack or load(environ={})
+    functions = [(name, module.routes) for name, module in http_functions(stack).items()]
+    return openapi.document(functions, server=gateway_url(stack))
+
+
+def render(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2) + "\n"
