@@ -100,21 +100,6 @@ def publish(url: str, routing_key: str, body: bytes) -> None:
         connection.close()
 
 
-def drain(url: str, queue: str) -> list[bytes]:
-    """Take every message currently in ``queue`` (used to read dead letters)."""
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    bodies = []
-    try:
-        channel = connection.channel()
-        while True:
-            method, _, body = channel.basic_get(queue, auto_ack=True)
-            if method is None:
-                return bodies
-            bodies.append(body)
-    finally:
-        connection.close()
-
-
 def take(url: str, queue: str, wanted: Callable[[bytes], bool]) -> list[bytes]:
     """Take the messages of ``queue`` that ``wanted`` picks and leave every other one
     where it was (unacknowledged gets go back to the queue when the channel closes)."""
@@ -131,3 +116,8 @@ def take(url: str, queue: str, wanted: Callable[[bytes], bool]) -> list[bytes]:
                 taken.append(body)
     finally:
         connection.close()
+
+
+def drain(url: str, queue: str) -> list[bytes]:
+    """Take every message currently in ``queue`` (used to read dead letters)."""
+    return take(url, queue, lambda _: True)
