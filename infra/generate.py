@@ -353,16 +353,6 @@ def compose_file(functions: list[Fn]) -> dict[str, Any]:
             "healthcheck": {"test": ["CMD", "rabbitmq-diagnostics", "-q", "ping"],
                             "interval": "5s", "retries": 30},
         },
-        "rabbitmq-topology": {
-            "image": "curlimages/curl:8.10.1",
-            "entrypoint": ["sh", "/declare.sh"],
-            "environment": {"RABBITMQ_API": "http://rabbitmq:15672",
-                            "RABBITMQ_USER": "scanline",
-                            "RABBITMQ_PASSWORD_FILE": "/run/secrets/rabbitmq-password"},
-            "volumes": ["./rabbitmq-topology.sh:/declare.sh:ro"],
-            "secrets": ["rabbitmq-password"],
-            "depends_on": {"rabbitmq": {"condition": "service_healthy"}},
-        },
         "minio": {
             "image": "minio/minio:RELEASE.2024-10-13T13-34-11Z",
             "command": ["server", "/data", "--console-address", ":9001"],
@@ -394,6 +384,17 @@ def compose_file(functions: list[Fn]) -> dict[str, Any]:
             "secrets": ["postgres-password"],
             "depends_on": {"postgres": {"condition": "service_healthy"}},
         },
+        # The local stack's RabbitMQ trigger, playing the OpenFaaS connector: it delivers
+        # each subscribed queue to the function service of the same name.
+        "trigger": {
+            "build": {"context": "../..", "dockerfile": "infra/compose/trigger.Dockerfile"},
+            "environment": {"RABBITMQ_HOST": "rabbitmq", "SECRETS_DIR": "/run/secrets",
+                            "FUNCTION_URL_TEMPLATE": f"http://{{name}}:{WATCHDOG_PORT}/"},
+            "secrets": ["rabbitmq-password"],
+            # It declares its queues itself, as in the local stack (scanline.<fn>, quorum,
+            # dead-lettered), before the functions that publish start.
+            "depends_on": {"rabbitmq": {"condition": "service_healthy"}},
+        },
         "gateway": {
             "image": "nginx:1.27-alpine",
             "ports": ["127.0.0.1:8080:8080"],
@@ -402,7 +403,7 @@ def compose_file(functions: list[Fn]) -> dict[str, Any]:
         },
     }
     ready = {"migrate": {"condition": "service_completed_successfully"},
-             "rabbitmq-topology": {"condition": "service_completed_successfully"},
+             "trigger": {"condition": "service_started"},
              "minio-init": {"condition": "service_completed_successfully"}}
     for fn in functions:
         service: dict[str, Any] = {
@@ -480,7 +481,6 @@ def outputs() -> dict[Path, str]:
             connector_values(functions)),
         REPO / "infra/openfaas/rabbitmq-topology.yaml": _yaml(topology_configmap(functions)),
         REPO / "infra/openfaas/create-secrets.sh": secrets_script(functions),
-        REPO / "infra/compose/rabbitmq-topology.sh": topology_script(functions),
         REPO / "infra/compose/gateway.conf": gateway_conf(functions),
         REPO / "infra/compose/docker-compose.yml": _yaml(compose_file(functions)),
         REPO / openapi.DOCUMENT: openapi.render(openapi.combined()),

@@ -53,7 +53,7 @@ def delivery_count(properties: BasicProperties) -> int:
 
 def connection_parameters(heartbeat: int = 30) -> pika.ConnectionParameters:
     return pika.ConnectionParameters(
-        host=paths.HOST, port=paths.RABBITMQ_PORT, virtual_host="/",
+        host=paths.RABBITMQ_HOST, port=paths.RABBITMQ_PORT, virtual_host="/",
         credentials=pika.PlainCredentials(paths.RABBITMQ_USER, read_secret("rabbitmq-password")),
         heartbeat=heartbeat, connection_attempts=1, socket_timeout=5,
         blocked_connection_timeout=30, client_properties={"connection_name": "scanline-local"})

@@ -12,7 +12,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 LOCAL = REPO / ".local"
 BUILD_DIR = LOCAL / "build"
-SECRETS_DIR = LOCAL / "secrets"
+# Overridable so the trigger can also run in a container (compose): see infra/compose.
+SECRETS_DIR = Path(os.environ.get("SECRETS_DIR", str(LOCAL / "secrets")))
 LOG_DIR = LOCAL / "logs"
 STATE_FILE = LOCAL / "state.json"
 SUPERVISOR_CONF = LOCAL / "supervisord.conf"
@@ -24,7 +25,8 @@ PYTHON = VENV / "bin" / "python"
 HOST = "127.0.0.1"
 GATEWAY_PORT = int(os.environ.get("GATEWAY_PORT", "8080"))
 POSTGRES_PORT = 5432
-RABBITMQ_PORT = 5672
+RABBITMQ_HOST = os.environ.get("RABBITMQ_HOST", HOST)
+RABBITMQ_PORT = int(os.environ.get("RABBITMQ_PORT", "5672"))
 S3_PORT = 9000
 SMTP_PORT = 1025
 MAIL_WEB_PORT = 8025

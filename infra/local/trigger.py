@@ -67,7 +67,10 @@ class Deliverer:
 
     def __init__(self, function: Function, timeout: float) -> None:
         self.function = function
-        self.url = f"http://{paths.HOST}:{function.port}/"
+        # Locally each function listens on its own port; in compose it is the service of
+        # that name on the watchdog's port (FUNCTION_URL_TEMPLATE=http://{name}:8080/).
+        template = os.environ.get("FUNCTION_URL_TEMPLATE", f"http://{paths.HOST}:{{port}}/")
+        self.url = template.format(name=function.name, port=function.port)
         self.timeout = timeout
         self.session = requests.Session()
 

@@ -93,7 +93,9 @@ def test_openfaas_queues_keda_and_topology_name_the_same_topics() -> None:
     topics = {t for fn in functions().values() for t in fn.topics}
     values = yaml.safe_load((REPO / "infra/openfaas/rabbitmq-connector-values.yaml").read_text())
     assert {q["name"] for q in values["queues"]} == topics
-    script = (REPO / "infra/compose/rabbitmq-topology.sh").read_text()
+    configmap = next(d for d in documents(REPO / "infra/openfaas/rabbitmq-topology.yaml")
+                     if d["kind"] == "ConfigMap")
+    script = configmap["data"]["declare.sh"]
     for topic in topics:
         assert f"put queues/%2F/{topic} " in script and '"x-queue-type":"quorum"' in script
     scaled = next(d for d in documents(REPO / "infra/keda/ocr-scaledobject.yaml")
@@ -182,3 +184,16 @@ def test_ocr_image_bakes_weights_where_the_function_looks() -> None:
     ocr = functions()["ocr"]
     assert ocr.environment["OCR_MODEL_DIR"] == cache_dir
     assert ocr.spec["build_args"]["MODEL_WEIGHTS"] == "keras-ocr"
+
+
+def test_compose_runs_the_local_trigger_against_the_function_services() -> None:
+    compose = yaml.safe_load((REPO / "infra/compose/docker-compose.yml").read_text())
+    trigger = compose["services"]["trigger"]
+    template = trigger["environment"]["FUNCTION_URL_TEMPLATE"]
+    assert template.format(name="ocr", port=0) == "http://ocr:8080/"
+    assert trigger["build"]["dockerfile"] == "infra/compose/trigger.Dockerfile"
+    assert (REPO / trigger["build"]["dockerfile"]).is_file()
+    for name in (fn.name for fn in functions().values() if fn.topics):
+        assert name in compose["services"]
+        assert compose["services"][name]["depends_on"]["trigger"] == {
+            "condition": "service_started"}
