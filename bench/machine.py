@@ -13,7 +13,7 @@ import pwd
 import statistics
 import threading
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -100,6 +100,17 @@ def _used_since(before: dict[int, tuple[int, float]], after: dict[int, tuple[int
 def _ticks_since_boot() -> int:
     uptime = float(Path("/proc/uptime").read_text().split()[0])
     return int(uptime * os.sysconf("SC_CLK_TCK"))
+
+
+@contextmanager
+def cpu_used(measured: Callable[[], set[int]]) -> Iterator[dict[str, float]]:
+    """CPU seconds the processes ``measured()`` names used during the block (with the
+    children they waited for), as ``result["seconds"]`` once it ends."""
+    result: dict[str, float] = {}
+    since = _ticks_since_boot()
+    before = process_cpu(measured())
+    yield result
+    result["seconds"] = _used_since(before, process_cpu(measured() | set(before)), since)
 
 
 @contextmanager

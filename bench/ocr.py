@@ -4,7 +4,9 @@
 2. the old design in the same run: the engine constructed for every job (baseline ratio);
 3. end-to-end job latency through the running local stack (upload → done seen by the
    client), warm, p50/p95, and its overhead over the engine time;
-4. throughput with N jobs queued at once vs in-process throughput at the same concurrency;
+4. throughput with N jobs queued at once vs in-process throughput at the same concurrency,
+   with the CPU per job of the ocr function against the in-process CPU per job (the
+   function's own efficiency) and the CPU per job of the rest of the stack on the same cores;
 5. bytes on the broker per job for 100 KiB, 1 MiB and 10 MiB images vs their base64 size.
 
 Like with like: in-process work per job is what the ocr function does with the bytes it
@@ -29,13 +31,14 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from bench.machine import children_running, foreign_load, mean_while_busy
+from bench.machine import children_running, cpu_used, foreign_load, mean_while_busy, stack_pids
 from bench.ocr_client import OcrClient
 from bench.ocr_samples import Sample, generated, padded_png
 from scanline import events
@@ -44,6 +47,7 @@ from scanline.ocr.images import ImageLimits, Page, load_page
 from scanline.ocr.service import OcrService, OcrSettings
 from scanline.settings import Settings
 from tests.support.broker import EventTap
+from tests.support.outages import program_stopped
 from tests.support.stack import Stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -93,10 +97,12 @@ def in_process_throughput(service: OcrService, samples: Sequence[Sample], jobs: 
         ends.append(time.perf_counter())
 
     with foreign_load(os.cpu_count() or 1, None) as foreign, \
+            cpu_used(lambda: {os.getpid()}) as cpu, \
             children_running(os.getpid(), "tesseract") as running, \
             ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(one, [samples[i % len(samples)] for i in range(jobs)]))
     return {"jobs_per_s": (jobs - 1) / (max(ends) - min(ends)),
+            "cpu_ms_per_job": cpu["seconds"] * 1000 / jobs,
             "tesseract_running": mean_while_busy(running), "other_cpu": foreign["share"]}
 
 
@@ -114,28 +120,35 @@ def stack_latency_ms(client: OcrClient, samples: Sequence[Any]) -> list[float]:
 
 def stack_throughput(stack: Stack, client: OcrClient, samples: Sequence[Sample],
                      jobs: int) -> dict[str, Any]:
-    """Steady-state rate of the ocr function with ``jobs`` waiting in its queue: the worker
-    is stopped while they are uploaded, then started; (n - 1) / (last - first completion).
-    The client polls one job at a time, every ``DRAIN_POLL_SECONDS``, without ``wait``."""
-    stack.stop_program("ocr")
-    try:
-        with ThreadPoolExecutor(4) as pool:
+    """Steady-state rate of the warm ocr function with ``jobs`` waiting in its queue: the
+    trigger is stopped while they are uploaded, then started; (n - 1) / (last - first
+    completion). The client polls one job at a time, every ``DRAIN_POLL_SECONDS``, without
+    ``wait``. The CPU of the ocr process (tesseract included) and of the rest of the stack
+    (its mail chain, broker, S3, PostgreSQL, gateway and the client) is counted per job."""
+    pid = int(stack.supervisorctl("pid", "ocr").strip())
+    with ExitStack() as measuring:
+        with program_stopped(stack, "trigger"), ThreadPoolExecutor(4) as pool:
             ids = list(pool.map(lambda i: client.upload(samples[i % len(samples)].data)
                                 .json()["job_id"], range(jobs)))
-    finally:
-        stack.start_program("ocr")
-    pid = int(stack.supervisorctl("pid", "ocr").strip())
-    deadline = time.monotonic() + 300
-    with foreign_load(os.cpu_count() or 1, INVOLVED) as foreign, \
-            children_running(pid, "tesseract") as running:
+            # Measured from before the trigger starts: it delivers at once, a second
+            # before supervisord reports it running.
+            foreign = measuring.enter_context(foreign_load(os.cpu_count() or 1, INVOLVED))
+            function_cpu = measuring.enter_context(cpu_used(lambda: {pid}))
+            rest_cpu = measuring.enter_context(
+                cpu_used(lambda: stack_pids(INVOLVED) - {pid}))
+            running = measuring.enter_context(children_running(pid, "tesseract"))
+        deadline = time.monotonic() + 300
         for job_id in ids:
             while (client.get(job_id).json()["status"] not in ("done", "failed")
                    and time.monotonic() < deadline):
                 time.sleep(DRAIN_POLL_SECONDS)
+        time.sleep(DRAIN_POLL_SECONDS)  # the result mails of the last jobs
     done = [client.get(job_id).json() for job_id in ids]
     assert all(job["status"] == "done" for job in done), [j for j in done if j["status"] != "done"]
     ends = sorted(datetime.fromisoformat(job["completed_at"]) for job in done)
     return {"jobs_per_s": (jobs - 1) / (ends[-1] - ends[0]).total_seconds(),
+            "cpu_ms_per_job": function_cpu["seconds"] * 1000 / jobs,
+            "rest_of_stack_cpu_ms_per_job": rest_cpu["seconds"] * 1000 / jobs,
             "tesseract_running": mean_while_busy(running), "other_cpu": foreign["share"]}
 
 
@@ -215,6 +228,9 @@ def main(argv: list[str] | None = None) -> None:
                                   "ratio": remote["jobs_per_s"] / local["jobs_per_s"],
                                   "jobs": args.jobs, "concurrency": args.concurrency,
                                   "workers": service.engine.workers},
+        "cpu_ms_per_job": {"ocr_function": remote["cpu_ms_per_job"],
+                           "in_process": local["cpu_ms_per_job"],
+                           "rest_of_stack": remote["rest_of_stack_cpu_ms_per_job"]},
         "tesseract_running": {"stack": remote["tesseract_running"],
                               "in_process": local["tesseract_running"]},
         "other_cpu": {"stack": remote["other_cpu"], "in_process": local["other_cpu"]},
@@ -245,6 +261,10 @@ def print_table(r: dict[str, Any]) -> None:
          f"{r['throughput_jobs_per_s']['stack']:.2f} / "
          f"{r['throughput_jobs_per_s']['in_process']:.2f} jobs/s "
          f"= {r['throughput_jobs_per_s']['ratio']:.2f}"),
+        ("  CPU per job: ocr function / in-process (ratio); rest of the stack",
+         f"{r['cpu_ms_per_job']['ocr_function']:.0f} / {r['cpu_ms_per_job']['in_process']:.0f} ms "
+         f"({r['cpu_ms_per_job']['ocr_function'] / r['cpu_ms_per_job']['in_process']:.2f}x); "
+         f"{r['cpu_ms_per_job']['rest_of_stack']:.0f} ms"),
         (f"  tesseract runs at once (workers {r['throughput_jobs_per_s']['workers']}, "
          f"prefetch {r['throughput_jobs_per_s']['concurrency']}): stack / in-process",
          f"{r['tesseract_running']['stack']:.2f} / {r['tesseract_running']['in_process']:.2f}"),
