@@ -418,6 +418,11 @@ def login(client: Client, email: str, password: str = PASSWORD, form: bool = Fal
     return client("token").post("/", json=data)
 
 
+def refresh_grant(client: Client, refresh_token: str) -> Any:
+    return client("token").post("/", json={"grant_type": "refresh_token",
+                                           "refresh_token": refresh_token})
+
+
 def test_password_grant_json_and_form_issue_signed_tokens(client: Client,
                                                           deps: Container) -> None:
     email = address()
@@ -477,17 +482,15 @@ def test_failed_logins_are_limited_per_account(client: Client, deps: Container,
 def test_refresh_rotates_and_reuse_revokes_the_family(client: Client, deps: Container) -> None:
     email = address()
     create_user(deps, email, verified=True)
-    token = client("token")
     first = login(client, email).json["refresh_token"]
-    rotated = token.post("/", json={"grant_type": "refresh_token", "refresh_token": first})
+    rotated = refresh_grant(client, first)
     assert rotated.status_code == 200
     second = rotated.json["refresh_token"]
     assert second != first and deps.tokens.verify(rotated.json["access_token"])
     # The old token again: theft suspected, the whole family dies, also the newest token.
-    reuse = token.post("/", json={"grant_type": "refresh_token", "refresh_token": first})
+    reuse = refresh_grant(client, first)
     assert problem(reuse, 401)
-    assert problem(token.post("/", json={"grant_type": "refresh_token",
-                                         "refresh_token": second}), 401)
+    assert problem(refresh_grant(client, second), 401)
     # Another login (another family) is unaffected.
     assert login(client, email).status_code == 200
 
@@ -499,8 +502,7 @@ def test_revoke_ends_the_family_and_always_answers_200(client: Client, deps: Con
     refresh = login(client, email).json["refresh_token"]
     assert token.post("/revoke", json={"refresh_token": refresh}).status_code == 200
     assert token.post("/revoke", json={"refresh_token": "never-issued"}).status_code == 200
-    assert problem(token.post("/", json={"grant_type": "refresh_token",
-                                         "refresh_token": refresh}), 401)
+    assert problem(refresh_grant(client, refresh), 401)
     with deps.db.connect() as conn:
         assert all(r.revoked_at for r in conn.execute(sa.select(refresh_tokens).join(users)
                                                       .where(users.c.email == email)))
@@ -512,8 +514,7 @@ def test_expired_refresh_token_is_refused(client: Client, deps: Container,
     create_user(deps, email, verified=True)
     refresh = login(client, email).json["refresh_token"]
     clock.advance(days=30)
-    assert problem(client("token").post("/", json={"grant_type": "refresh_token",
-                                                   "refresh_token": refresh}), 401)
+    assert problem(refresh_grant(client, refresh), 401)
 
 
 def test_jwks_publishes_current_and_previous_keys(client: Client, deps: Container) -> None:
