@@ -80,8 +80,8 @@ def test_every_job_finishes_once_while_ocr_is_killed(
         pid = wait_running(stack, "ocr")
         for _ in range(KILLS):
             time.sleep(rng.uniform(2.0, 4.0))
-            wait_mid_job(container, since)
             done = sum(s == "done" for s in statuses(users).values())
+            wait_mid_job(container, since)  # then kill at once: a job ends in milliseconds
             kill(pid)
             kills.append({"at_s": round(time.monotonic() - started, 1), "pid": pid,
                           "jobs_done_before": done})
