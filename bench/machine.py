@@ -116,7 +116,8 @@ def cpu_used(measured: Callable[[], set[int]]) -> Iterator[dict[str, float]]:
 @contextmanager
 def foreign_load(cores: int, involved: Collection[str] | None) -> Iterator[dict[str, float]]:
     """Measure the share of the machine used by processes outside the stack meanwhile
-    (other users' jobs): a run with more than a few percent of it is disturbed. With
+    (other users' jobs): a run with more than a few percent of it is disturbed. The CPU
+    seconds of the measured processes themselves are ``result["ours_seconds"]``. With
     ``involved=None`` only this process counts as ours (an in-process measurement, which
     anything the stack does meanwhile disturbs too)."""
 
@@ -124,11 +125,11 @@ def foreign_load(cores: int, involved: Collection[str] | None) -> Iterator[dict[
         return {os.getpid()} if involved is None else stack_pids(involved)
 
     result: dict[str, float] = {}
-    since = _ticks_since_boot()
-    before, machine, began = process_cpu(measured()), machine_cpu_seconds(), time.perf_counter()
-    yield result
-    ours = _used_since(before, process_cpu(measured() | set(before)), since)
-    foreign = machine_cpu_seconds() - machine - ours
+    with cpu_used(measured) as ours:
+        machine, began = machine_cpu_seconds(), time.perf_counter()
+        yield result
+    foreign = machine_cpu_seconds() - machine - ours["seconds"]
+    result["ours_seconds"] = ours["seconds"]
     result["share"] = max(0.0, foreign) / (cores * (time.perf_counter() - began))
 
 

@@ -38,7 +38,7 @@ from typing import Any
 
 from PIL import Image
 
-from bench.machine import children_running, cpu_used, foreign_load, mean_while_busy, stack_pids
+from bench.machine import children_running, cpu_used, foreign_load, mean_while_busy
 from bench.ocr_client import OcrClient
 from bench.ocr_samples import Sample, generated, padded_png
 from scanline import events
@@ -97,12 +97,11 @@ def in_process_throughput(service: OcrService, samples: Sequence[Sample], jobs: 
         ends.append(time.perf_counter())
 
     with foreign_load(os.cpu_count() or 1, None) as foreign, \
-            cpu_used(lambda: {os.getpid()}) as cpu, \
             children_running(os.getpid(), "tesseract") as running, \
             ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(one, [samples[i % len(samples)] for i in range(jobs)]))
     return {"jobs_per_s": (jobs - 1) / (max(ends) - min(ends)),
-            "cpu_ms_per_job": cpu["seconds"] * 1000 / jobs,
+            "cpu_ms_per_job": foreign["ours_seconds"] * 1000 / jobs,
             "tesseract_running": mean_while_busy(running), "other_cpu": foreign["share"]}
 
 
@@ -134,8 +133,6 @@ def stack_throughput(stack: Stack, client: OcrClient, samples: Sequence[Sample],
             # before supervisord reports it running.
             foreign = measuring.enter_context(foreign_load(os.cpu_count() or 1, INVOLVED))
             function_cpu = measuring.enter_context(cpu_used(lambda: {pid}))
-            rest_cpu = measuring.enter_context(
-                cpu_used(lambda: stack_pids(INVOLVED) - {pid}))
             running = measuring.enter_context(children_running(pid, "tesseract"))
         deadline = time.monotonic() + 300
         for job_id in ids:
@@ -148,7 +145,8 @@ def stack_throughput(stack: Stack, client: OcrClient, samples: Sequence[Sample],
     ends = sorted(datetime.fromisoformat(job["completed_at"]) for job in done)
     return {"jobs_per_s": (jobs - 1) / (ends[-1] - ends[0]).total_seconds(),
             "cpu_ms_per_job": function_cpu["seconds"] * 1000 / jobs,
-            "rest_of_stack_cpu_ms_per_job": rest_cpu["seconds"] * 1000 / jobs,
+            "rest_of_stack_cpu_ms_per_job":
+                (foreign["ours_seconds"] - function_cpu["seconds"]) * 1000 / jobs,
             "tesseract_running": mean_while_busy(running), "other_cpu": foreign["share"]}
 
 
