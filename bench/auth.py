@@ -43,13 +43,14 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 from bench.machine import foreign_load
+from bench.stats import percentile
 from scanline.domain import passwords
 from scanline.domain.passwords import PasswordHasher
 from tests.support.mailbox import Mailbox
@@ -156,9 +157,9 @@ def login_as(email: str) -> Request:
 
 
 def load(gateway: str, request: Request, clients: int, duration: float,
-         warmup: float) -> tuple[list[float], Counter[str], float]:
-    """Latencies of the successful requests that ended inside the measured window, the
-    failures that ended there by status ("0": no answer), and the window's seconds.
+         warmup: float) -> tuple[list[float], Counter[str]]:
+    """Latencies of the successful requests that ended inside the measured window of
+    ``duration`` seconds, and the failures that ended there by status ("0": no answer).
 
     Counting by end time is what makes the figure a steady-state rate at any concurrency:
     counting the requests that *began* in the window misses those the warm-up left in
@@ -194,7 +195,7 @@ def load(gateway: str, request: Request, clients: int, duration: float,
         t.start()
     for t in threads:
         t.join()
-    return latencies, errors, duration
+    return latencies, errors
 
 
 def verified_user(gateway: str) -> str:
@@ -212,18 +213,13 @@ def verified_user(gateway: str) -> str:
     return email
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
-
-
 def measure(name: str, gateway: str, request: Request, clients: int, args: argparse.Namespace,
             cores: int, pipeline: str = "running") -> Run:
     hash_seconds = measure_hash()
     with foreign_load(cores, INVOLVED) as foreign:
-        latencies, errors, seconds = load(gateway, request, clients, args.duration, args.warmup)
-    throughput = len(latencies) / seconds
-    return Run(name, clients, len(latencies), dict(errors), round(seconds, 2),
+        latencies, errors = load(gateway, request, clients, args.duration, args.warmup)
+    throughput = len(latencies) / args.duration
+    return Run(name, clients, len(latencies), dict(errors), args.duration,
                round(throughput, 2), round(percentile(latencies, 0.5) * 1000, 1),
                round(percentile(latencies, 0.95) * 1000, 1), round(hash_seconds, 4), 0.0,
                round(foreign["share"], 3), pipeline)
@@ -264,16 +260,13 @@ def register_points(stack: Stack, args: argparse.Namespace, counts: list[int], c
                     drains: Drains, paused: bool) -> list[Run]:
     """One round of registration points, with the trigger paused for ``register alone``
     (started again, whatever happens, before the mails are awaited)."""
+    name = "register alone" if paused else "register+pipeline"
     runs = []
     for clients in counts:
         registrations, since = Registrations(), time.time_ns()
-        if paused:
-            with pipeline_paused(stack):
-                runs.append(measure("register alone", args.gateway, registrations, clients,
-                                    args, cores, pipeline="paused"))
-        else:
-            runs.append(measure("register+pipeline", args.gateway, registrations, clients,
-                                args, cores))
+        with pipeline_paused(stack) if paused else nullcontext():
+            runs.append(measure(name, args.gateway, registrations, clients, args, cores,
+                                pipeline="paused" if paused else "running"))
         drains.check(registrations, since)
     return runs
 

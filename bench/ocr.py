@@ -41,6 +41,7 @@ from PIL import Image
 from bench.machine import children_running, cpu_used, foreign_load, mean_while_busy
 from bench.ocr_client import OcrClient
 from bench.ocr_samples import Sample, generated, padded_png
+from bench.stats import percentile
 from scanline import events
 from scanline.ocr.engines import Engine, KerasOcrEngine, TesseractEngine
 from scanline.ocr.images import ImageLimits, Page, load_page
@@ -57,11 +58,6 @@ INVOLVED = ("ocr", "ocr-jobs", "send-email")
 # While jobs drain, the client looks for the results this often (and no faster: its polls
 # would otherwise load the cores being measured).
 DRAIN_POLL_SECONDS = 0.5
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
 def timed(fn: Callable[[], Any]) -> float:
