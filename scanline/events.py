@@ -1,14 +1,17 @@
-"""CloudEvents as Scanline uses them: the event types, and one way in and one way out.
+"""The CloudEvents envelope as Scanline uses it: one way in and one way out.
 
-Types are spelled here once. ``parse_structured``/``parse_binary`` check the required
-attributes themselves before handing the message to the ``cloudevents`` SDK: the SDK
-invents a random ``id`` when it is missing (which would defeat de-duplication) and
-raises assorted plain exceptions on bad input; every such failure becomes ``BadRequest``.
+The event types and their data live in ``scanline.payloads``; signing in
+``scanline.signing``. ``parse_structured``/``parse_binary`` check the required attributes
+themselves before handing the message to the ``cloudevents`` SDK, because the SDK invents a
+random ``id`` when it is missing (which would defeat de-duplication) and raises assorted
+plain exceptions on bad input; every such failure becomes ``BadRequest``. JSON, in the
+envelope and in the data, is read with ``scanline.jsontext``'s bounds.
 """
 
 from __future__ import annotations
 
-import json
+import base64
+import re
 import secrets
 import uuid
 from collections.abc import Mapping
@@ -19,24 +22,32 @@ from typing import Any
 from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
+from dateutil.parser import isoparse
 
+from scanline import jsontext
 from scanline.errors import BadRequest
 from scanline.validation import unstorable
-
-USER_REGISTERED = "io.scanline.user.registered.v1"
-USER_VERIFIED = "io.scanline.user.verified.v1"
-EMAIL_REQUESTED = "io.scanline.email.requested.v1"
-EMAIL_SENT = "io.scanline.email.sent.v1"
-OCR_REQUESTED = "io.scanline.ocr.requested.v1"
-OCR_COMPLETED = "io.scanline.ocr.completed.v1"
-# A plain HTTP call carries no CloudEvent; the template synthesises one of this type.
-HTTP_REQUEST = "io.scanline.http.request.v1"
 
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 REQUIRED = ("id", "source", "type", "specversion")
 MAX_ATTRIBUTE_NAME = 20
 DATA = ("data", "data_base64")  # members of a structured event that are not attributes
-_FORMAT = JSONFormat()
+
+
+class _BoundedJSONFormat(JSONFormat):
+    """The SDK's JSON format, reading JSON data with bounds, and refusing (instead of
+    silently passing on as a string) data that claims to be JSON and is not."""
+
+    def read_data(self, body: bytes, datacontenttype: str | None) -> Any:
+        if not body:
+            return None
+        if re.match(JSONFormat.JSON_CONTENT_TYPE_PATTERN,
+                    datacontenttype or self.DEFAULT_CONTENT_TYPE):
+            return jsontext.loads(body, what="CloudEvent data")
+        return super().read_data(body, datacontenttype)
+
+
+_FORMAT = _BoundedJSONFormat()
 
 
 @dataclass(frozen=True)
@@ -50,8 +61,6 @@ class Event:
     datacontenttype: str | None = "application/json"
     extensions: Mapping[str, Any] = field(default_factory=dict)
     specversion: str = "1.0"
-    # True when the request carried no CloudEvent and this one was made up for it.
-    synthesised: bool = False
 
     @property
     def traceparent(self) -> str | None:
@@ -77,12 +86,13 @@ class Event:
         return CloudEvent(attributes, self.data)
 
 
-def new_event(type_: str, data: Any, *, source: str, subject: str | None = None,
-              traceparent: str | None = None) -> Event:
-    """A fresh event with a unique id, the current time and a child trace context."""
+def new_event(type_: str, data: Any, *, source: str, time: datetime | None = None,
+              subject: str | None = None, traceparent: str | None = None) -> Event:
+    """A fresh event with a unique id, the time (now by default) and a child trace context."""
     return Event(
         id=str(uuid.uuid4()), source=source, type=type_, data=data, subject=subject,
-        time=datetime.now(UTC), extensions={"traceparent": child_traceparent(traceparent)},
+        time=time or datetime.now(UTC),
+        extensions={"traceparent": child_traceparent(traceparent)},
     )
 
 
@@ -124,15 +134,18 @@ def _check_required(attributes: Mapping[str, Any]) -> None:
 
 
 def parse_structured(body: bytes) -> Event:
-    try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"structured CloudEvent is not valid JSON: {exc}") from None
+    document = jsontext.loads(body, what="structured CloudEvent")
     if not isinstance(document, dict):
         raise BadRequest("structured CloudEvent must be a JSON object")
     _check_required(document)
     try:
-        return _from_sdk(_FORMAT.read(CloudEvent, body))
+        attributes = {k: v for k, v in document.items() if k not in DATA}
+        if "time" in attributes:
+            attributes["time"] = isoparse(attributes["time"])
+        data = document.get("data")
+        if data is None and isinstance(document.get("data_base64"), str):
+            data = base64.b64decode(document["data_base64"], validate=True)
+        return _from_sdk(CloudEvent(attributes, data))
     except Exception as exc:  # the SDK raises ValueError/TypeError/AttributeError alike
         raise BadRequest(f"invalid CloudEvent: {exc}") from None
 
@@ -147,22 +160,35 @@ def parse_binary(headers: Mapping[str, str], body: bytes) -> Event:
     try:
         return _from_sdk(ce_http.from_binary(
             ce_http.HTTPMessage(headers=message_headers, body=body), _FORMAT, CloudEvent))
+    except BadRequest:
+        raise
     except Exception as exc:  # bad time, bad extension name, data not matching its type
         raise BadRequest(f"invalid CloudEvent: {exc}") from None
 
 
 def looks_structured(content_type: str, body: bytes) -> bool:
-    """Connectors may send a structured event as text/plain: recognise it by its shape."""
+    """Connectors may send a structured event as text/plain: recognise it by its shape
+    (a JSON object with a ``specversion``), without parsing anything unbounded."""
     media = content_type.split(";")[0].strip().lower()
     if media == STRUCTURED_CONTENT_TYPE:
         return True
     if media not in ("text/plain", "application/json", ""):
         return False
-    head = body.lstrip()[:1]
-    if head != b"{":
+    if body.lstrip()[:1] != b"{":
         return False
     try:
-        document = json.loads(body)
-    except ValueError:
+        document = jsontext.loads(body)
+    except BadRequest:
         return False
     return isinstance(document, dict) and "specversion" in document
+
+
+def is_binary(headers: Mapping[str, str]) -> bool:
+    """Binary mode: the attributes are ``ce-*`` headers."""
+    return any(name.lower().startswith("ce-") for name in headers)
+
+
+def carries_event(headers: Mapping[str, str], content_type: str, body: bytes) -> bool:
+    """True when a request is an event delivery (binary ``ce-*`` headers or a structured
+    body) rather than a plain call."""
+    return is_binary(headers) or (bool(body) and looks_structured(content_type, body))

@@ -9,8 +9,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# Every secret the code reads, with the kind of value a generator must produce.
-# stack.yml, the Knative manifests and the local secret generator are checked against this.
+from scanline.errors import DependencyUnavailable
+
+# The public keys that verify events (scanline.signing): nothing secret in it, but OpenFaaS
+# mounts only secrets into functions, so it travels the same way.
+EVENT_KEYRING = "event-public-keys"
+_EVENT_KEY_PREFIX = "event-key-"
+
+
+def event_key_secret(function: str) -> str:
+    """The secret holding the private key ``function`` signs its events with."""
+    return _EVENT_KEY_PREFIX + function
+
+
+# Every secret the code reads, with the kind of value a generator must produce (and
+# event-key-<function>: "ed25519-pem", one per emitting function). stack.yml, the Knative
+# manifests and the local secret generator are checked against this.
 SECRET_KINDS: dict[str, str] = {
     "postgres-password": "password",
     "rabbitmq-password": "password",
@@ -20,11 +34,22 @@ SECRET_KINDS: dict[str, str] = {
     "jwt-signing-key": "ed25519-pem",
     "jwt-previous-signing-key": "ed25519-pem",
     "otp-hmac-key": "hmac-key",
+    EVENT_KEYRING: "event-keyring",
 }
 
 
-class SecretMissing(LookupError):
-    """A required secret file does not exist (a deployment mistake, not a transient fault)."""
+def secret_kind(name: str) -> str | None:
+    if name.startswith(_EVENT_KEY_PREFIX):
+        return "ed25519-pem"
+    return SECRET_KINDS.get(name)
+
+
+class SecretMissing(DependencyUnavailable):
+    """A required secret file does not exist: a deployment mistake, answered 503 with the
+    secret's name (never its value) until the secret is mounted."""
+
+    def __init__(self, name: str, directory: Path) -> None:
+        super().__init__("secrets", f"secret {name!r} is not mounted under {directory}")
 
 
 class Secrets:
@@ -32,7 +57,7 @@ class Secrets:
         self.directory = directory
 
     def read(self, name: str, default: str | None = None) -> str:
-        if name not in SECRET_KINDS:
+        if secret_kind(name) is None:
             raise KeyError(f"unknown secret {name!r}: add it to scanline.secrets.SECRET_KINDS")
         path = self.directory / name
         if path.is_dir():
@@ -44,4 +69,4 @@ class Secrets:
         except (FileNotFoundError, NotADirectoryError):
             if default is not None:
                 return default
-            raise SecretMissing(f"secret {name!r} not found under {self.directory}") from None
+            raise SecretMissing(name, self.directory) from None

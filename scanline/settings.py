@@ -37,6 +37,8 @@ class Settings:
     dependency_timeout: float = 2.0
     ocr_engine: str = "tesseract"
     log_level: str = "INFO"
+    # Signed events older than this are refused (scanline.signing: the replay window).
+    event_max_age: int = 7 * 24 * 3600
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -63,6 +65,7 @@ class Settings:
             dependency_timeout=float(env.get("DEPENDENCY_TIMEOUT", d.dependency_timeout)),
             ocr_engine=env.get("OCR_ENGINE", d.ocr_engine),
             log_level=env.get("LOG_LEVEL", d.log_level),
+            event_max_age=int(env.get("EVENT_MAX_AGE_SECONDS", d.event_max_age)),
             extra=env,
         )
 

@@ -1,9 +1,10 @@
-"""Request and event payloads checked against JSON Schema (draft 2020-12).
+"""JSON Schema (draft 2020-12) checks of request bodies, queries and event data.
 
-Every schema a handler uses is declared next to it and enforced here, so a missing,
-unknown or mistyped field is a 422 problem listing each fault, never a crash later. Text
-that no schema can exclude but PostgreSQL cannot store (a NUL character, a lone UTF-16
-surrogate from a ``\\ud800`` JSON escape) is refused here too.
+Schemas are declared once, next to the route or event type that uses them, and compiled
+once per process (``compiled``) when the route or type is declared, so a broken schema
+fails at start-up and a request pays only for the check. A missing, unknown or mistyped
+field is a 422 listing each fault. Text that no schema can exclude but PostgreSQL cannot
+store (a NUL character, a lone UTF-16 surrogate from a ``\\ud800`` escape) is refused too.
 """
 
 from __future__ import annotations
@@ -13,17 +14,39 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
 
-from scanline.errors import InvalidInput
-
-_validators: dict[int, Draft202012Validator] = {}
+from scanline.errors import InvalidInput, ScanlineError
 
 
-def _validator(schema: Mapping[str, Any]) -> Draft202012Validator:
-    key = id(schema)
-    if key not in _validators:
+class Validator:
+    def __init__(self, schema: Mapping[str, Any]) -> None:
         Draft202012Validator.check_schema(schema)
-        _validators[key] = Draft202012Validator(schema, format_checker=FormatChecker())
-    return _validators[key]
+        self.schema = schema
+        self._validator = Draft202012Validator(schema, format_checker=FormatChecker())
+
+    def errors(self, data: Any) -> list[dict[str, str]]:
+        found = [{"pointer": "/" + "/".join(str(p) for p in e.path), "detail": e.message}
+                 for e in sorted(self._validator.iter_errors(data), key=lambda e: list(e.path))]
+        return found + list(unstorable(data))
+
+    def check(self, data: Any, error: type[ScanlineError] = InvalidInput,
+              title: str = "the request does not match the expected fields") -> Any:
+        """``data`` if it matches; otherwise ``error`` with every fault listed."""
+        faults = self.errors(data)
+        if faults:
+            raise error(title, errors=faults)
+        return data
+
+
+_compiled: dict[int, tuple[Mapping[str, Any], Validator]] = {}
+
+
+def compiled(schema: Mapping[str, Any]) -> Validator:
+    """The validator of ``schema``, built on first use (schemas are module constants)."""
+    entry = _compiled.get(id(schema))
+    if entry is None or entry[0] is not schema:
+        entry = (schema, Validator(schema))
+        _compiled[id(schema)] = entry
+    return entry[1]
 
 
 def unstorable(data: Any, path: tuple[str, ...] = ()) -> Iterator[dict[str, str]]:
@@ -54,14 +77,9 @@ def _encodable(text: str) -> bool:
     return True
 
 
-def validate(data: Any, schema: Mapping[str, Any]) -> dict[str, Any]:
+def validate(data: Any, schema: Mapping[str, Any]) -> Any:
     """Return ``data`` if it matches ``schema``; otherwise raise ``InvalidInput``."""
-    errors = [{"pointer": "/" + "/".join(str(p) for p in e.path), "detail": e.message}
-              for e in sorted(_validator(schema).iter_errors(data), key=lambda e: list(e.path))]
-    errors += unstorable(data)
-    if errors:
-        raise InvalidInput("the request does not match the expected fields", errors=errors)
-    return data
+    return compiled(schema).check(data)
 
 
 def strict_object(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:

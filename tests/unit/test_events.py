@@ -6,8 +6,9 @@ import pytest
 
 from scanline import events
 from scanline.errors import BadRequest
+from scanline.payloads import EmailRequested, OcrRequested
 
-GOOD = {"id": "e-1", "source": "/test", "type": events.EMAIL_REQUESTED, "specversion": "1.0",
+GOOD = {"id": "e-1", "source": "/test", "type": EmailRequested.TYPE, "specversion": "1.0",
         "datacontenttype": "application/json", "data": {"to": "a@example.com"}}
 
 
@@ -17,7 +18,7 @@ def structured(**changes: object) -> bytes:
 
 
 def test_structured_round_trip_keeps_every_attribute() -> None:
-    event = events.new_event(events.OCR_REQUESTED, {"key": "k"}, source="/functions/x",
+    event = events.new_event(OcrRequested.TYPE, {"key": "k"}, source="/functions/x",
                              subject="job-1")
     parsed = events.parse_structured(event.to_structured())
     assert (parsed.id, parsed.type, parsed.subject, parsed.data) == (
@@ -26,7 +27,7 @@ def test_structured_round_trip_keeps_every_attribute() -> None:
 
 
 def test_binary_round_trip() -> None:
-    event = events.new_event(events.EMAIL_REQUESTED, {"to": "a@b.c"}, source="/functions/x")
+    event = events.new_event(EmailRequested.TYPE, {"to": "a@b.c"}, source="/functions/x")
     headers, body = event.to_binary()
     assert headers["ce-id"] == event.id and headers["content-type"] == "application/json"
     assert events.parse_binary(headers, body).data == {"to": "a@b.c"}
