@@ -1,15 +1,18 @@
-"""Builds each adapter once per process, on first use, and hands them to handlers.
+"""Builds each adapter once per process, on first use, and hands them to handlers by name.
 
 Nothing here connects at import or construction time: a function whose servers are
 not up yet still starts, answers 503 while they are down, and recovers by itself.
+``PROVIDERS`` is the list of names a view may take as parameters (see
+``scanline.runtime.injection``), each with the readiness checks it implies.
 Tests build a ``Container`` with their own settings (and clock) instead of patching.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from scanline.adapters.bus import (
@@ -18,21 +21,25 @@ from scanline.adapters.bus import (
     Publisher,
     ReplyPublisher,
 )
-from scanline.adapters.db import Database, UnitOfWork
+from scanline.adapters.db import Database
 from scanline.adapters.jwks import JwksKeys
 from scanline.adapters.mail import SmtpMailer
 from scanline.adapters.outbox import Outbox
 from scanline.adapters.store import ObjectStore
+from scanline.adapters.unit_of_work import Emitter, UnitOfWork
 from scanline.auth import KeyRing, PublicKeys, TokenSettings, TokenSigner, TokenVerifier
 from scanline.clock import Clock, SystemClock
+from scanline.errors import DependencyUnavailable
 from scanline.events import Event, new_event
 from scanline.logs import current_traceparent
-from scanline.secrets import Secrets
+from scanline.payloads import Payload
+from scanline.secrets import EVENT_KEYRING, Secrets, event_key_secret
 from scanline.settings import Settings
+from scanline.signing import EventSigner, EventVerifier, Keyring, source_of
 
 if TYPE_CHECKING:
     from scanline.domain.passwords import PasswordHasher
-    from scanline.ocr.service import OcrService
+    from scanline.ocr.service import OcrService, OcrSettings
 
 T = TypeVar("T")
 
@@ -135,30 +142,59 @@ class Container:
     @property
     def ocr(self) -> OcrService:
         # Imported here: only the ocr function needs Pillow and the engines.
-        from scanline.ocr.service import OcrService, OcrSettings
+        from scanline.ocr.service import OcrService
 
-        return self._once("ocr", lambda: OcrService(OcrSettings.from_settings(self.settings)))
+        return self._once("ocr", lambda: OcrService(self.ocr_settings))
 
     @property
-    def source(self) -> str:
-        return f"/functions/{self.settings.function_name}"
+    def ocr_settings(self) -> OcrSettings:
+        from scanline.ocr.service import OcrSettings
 
-    def event(self, type_: str, data: Any, subject: str | None = None) -> Event:
-        """A new event from this function, continuing the current trace."""
-        return new_event(type_, data, source=self.source, subject=subject,
-                         traceparent=current_traceparent())
+        return self._once("ocr_settings", lambda: OcrSettings.from_settings(self.settings))
 
-    @contextmanager
-    def uow(self) -> Iterator[UnitOfWork]:
-        """A transaction whose emitted events are published once it has committed."""
-        with self.db.connect() as conn:
-            work = UnitOfWork(conn)
-            yield work
-        if work.events:
-            self.outbox.flush([e.id for e in work.events])
+    def _key_material(self, secret: str, parse: Callable[[str], T]) -> T:
+        """A key read from ``secret``; unreadable key material is a deployment mistake
+        answered 503 (events are retried until it is fixed), never a 500."""
+        try:
+            return parse(self.secrets.read(secret))
+        except ValueError as exc:
+            raise DependencyUnavailable("secrets", f"secret {secret!r}: {exc}") from None
+
+    @property
+    def event_signer(self) -> EventSigner:
+        name = event_key_secret(self.settings.function_name)
+        return self._once("event_signer", lambda: self._key_material(
+            name, lambda pem: EventSigner.from_pem(self.settings.function_name, pem)))
+
+    @property
+    def event_verifier(self) -> EventVerifier:
+        return self._once("event_verifier", lambda: EventVerifier(
+            self._key_material(EVENT_KEYRING, Keyring.from_json), self.clock,
+            max_age=timedelta(seconds=self.settings.event_max_age)))
+
+    def _signed_event(self, payload: Payload, subject: str | None) -> Event:
+        producer = self.settings.function_name
+        if producer not in payload.PRODUCERS:
+            raise RuntimeError(f"{producer} may not emit {payload.TYPE} (scanline.payloads)")
+        return self.event_signer.sign(new_event(
+            payload.TYPE, payload.to_data(), source=source_of(producer), time=self.clock.now(),
+            subject=subject, traceparent=current_traceparent()))
+
+    def unit_of_work(self, emits: Sequence[type[Payload]] = ()) -> UnitOfWork:
+        """A fresh unit of work for one invocation that may emit ``emits``."""
+        return UnitOfWork(
+            self.db, consumer=self.settings.function_name,
+            emitter=Emitter(self.settings.function_name, self._signed_event) if emits else None,
+            emits=emits, published=self.outbox.flush if emits else lambda ids: None)
 
     def ping(self, dependency: str) -> None:
         """Raise ``DependencyUnavailable`` unless ``dependency`` answers."""
+        if dependency == "event-signing-key":
+            self.event_signer  # noqa: B018 (reading and parsing the key is the check)
+            return
+        if dependency == "event-keyring":
+            self.event_verifier  # noqa: B018
+            return
         adapter = {"db": lambda: self.db, "bus": lambda: self.publisher,
                    "store": lambda: self.store, "mail": lambda: self.mailer}[dependency]()
         adapter.ping()
@@ -172,3 +208,25 @@ class Container:
             built["publisher"].close()
         if "db" in built:
             built["db"].dispose()
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A dependency a view can take by name, and what ``/_/ready`` must check if it does."""
+
+    get: Callable[[Container], Any]
+    needs: tuple[str, ...] = ()
+
+
+PROVIDERS: dict[str, Provider] = {
+    "clock": Provider(lambda c: c.clock),
+    "settings": Provider(lambda c: c.settings),
+    "store": Provider(lambda c: c.store, ("store",)),
+    "mailer": Provider(lambda c: c.mailer, ("mail",)),
+    "passwords": Provider(lambda c: c.passwords),
+    "otp_key": Provider(lambda c: c.otp_key),
+    "token_signer": Provider(lambda c: c.signer),
+    "token_keys": Provider(lambda c: c.keys),
+    "ocr_service": Provider(lambda c: c.ocr),
+    "ocr_settings": Provider(lambda c: c.ocr_settings),
+}

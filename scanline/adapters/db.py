@@ -1,4 +1,4 @@
-"""PostgreSQL through SQLAlchemy 2 on pg8000, and the unit of work handlers use.
+"""PostgreSQL through SQLAlchemy 2 on pg8000 (handlers use it through ``uow``).
 
 The engine is built on first use, never at import; a connection failure becomes
 ``DependencyUnavailable`` so the caller gets a 503 (or the message is retried), and the
@@ -11,16 +11,12 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
-from scanline.adapters.tables import outbox, processed_events
 from scanline.errors import DependencyUnavailable
-from scanline.events import Event
 
 log = logging.getLogger(__name__)
 
@@ -95,34 +91,3 @@ class Database:
     def dispose(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
-
-
-class UnitOfWork:
-    """A transaction plus the events it emits.
-
-    Events go to the outbox table in the same transaction as the change that caused
-    them, so a crash between commit and publish loses nothing: the relay sends them later.
-    """
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-        self.events: list[Event] = []
-
-    def execute(self, statement: Any, *args: Any) -> Any:
-        return self.conn.execute(statement, *args)
-
-    def emit(self, event: Event) -> None:
-        self.conn.execute(outbox.insert().values(id=event.id, type=event.type,
-                                                 body=event.to_structured()))
-        self.events.append(event)
-
-    def claim(self, consumer: str, event_id: str) -> bool:
-        """Record that ``consumer`` handles ``event_id``; False if it already did.
-
-        A concurrent duplicate blocks on the primary key until this transaction ends, then
-        sees the row: the work happens once whichever copy arrives first.
-        """
-        result = self.conn.execute(
-            insert(processed_events).values(consumer=consumer, event_id=event_id)
-            .on_conflict_do_nothing())
-        return result.rowcount == 1

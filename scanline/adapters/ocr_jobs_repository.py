@@ -1,17 +1,26 @@
-"""SQL for OCR jobs. Every state change is a conditional UPDATE, so the row itself
-decides races: only a ``processing`` job can finish, and only once, which is what keeps
-a redelivered or duplicated ``ocr.requested`` from sending a second email."""
+"""The OCR jobs repository (``uow.jobs``). Every state change is a conditional UPDATE, so
+the row itself decides races.
+
+Running a job is a lease: ``claim`` moves a queued job (or one whose lease ran out: its
+worker died) to ``processing`` with a fresh lease token and an expiry, the worker renews the
+lease while it works, and only the holder of the token can finish or fail the job. A
+duplicate or redelivered ``ocr.requested`` that arrives while a live worker holds the lease
+therefore finds the job busy instead of starting a second run, and one that arrives after
+the job ended finds nothing to do (no second result, no second email).
+"""
 
 from __future__ import annotations
 
+import enum
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
-from scanline.adapters.accounts_tables import users
 from scanline.adapters.ocr_jobs_tables import ocr_jobs
 from scanline.domain import ocr
 from scanline.domain.ocr import Job
@@ -24,70 +33,89 @@ def _job(row: Row[Any]) -> Job:
                timings=row.timings, error=row.error, completed_at=row.completed_at)
 
 
-def create(conn: Connection, *, job_id: str, user_id: str, status: str, object_key: str,
-           content_type: str | None, size: int | None) -> Job:
-    row = conn.execute(ocr_jobs.insert().values(
-        id=job_id, user_id=user_id, status=status, object_key=object_key,
-        content_type=content_type, size=size).returning(*ocr_jobs.c)).one()
-    return _job(row)
+class ClaimOutcome(enum.Enum):
+    CLAIMED = "claimed"
+    BUSY = "busy"  # a live worker holds the lease
+    FINISHED = "finished"  # done, failed, or not (or no longer) there
 
 
-def get(conn: Connection, job_id: str) -> Job | None:
-    row = conn.execute(sa.select(ocr_jobs).where(ocr_jobs.c.id == job_id)).first()
-    return _job(row) if row else None
+@dataclass(frozen=True)
+class Claim:
+    outcome: ClaimOutcome
+    job: Job | None = None
+    token: str | None = None
 
 
-def get_owned(conn: Connection, job_id: str, user_id: str) -> Job | None:
-    """The job if ``user_id`` owns it; someone else's job is indistinguishable from none."""
-    row = conn.execute(sa.select(ocr_jobs).where(
-        ocr_jobs.c.id == job_id, ocr_jobs.c.user_id == user_id)).first()
-    return _job(row) if row else None
+class OcrJobs:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
 
+    def create(self, *, job_id: str, user_id: str, status: str, object_key: str,
+               content_type: str | None, size: int | None) -> Job:
+        row = self._conn.execute(ocr_jobs.insert().values(
+            id=job_id, user_id=user_id, status=status, object_key=object_key,
+            content_type=content_type, size=size).returning(*ocr_jobs.c)).one()
+        return _job(row)
 
-def recent(conn: Connection, user_id: str, limit: int) -> list[Job]:
-    rows = conn.execute(sa.select(ocr_jobs).where(ocr_jobs.c.user_id == user_id)
-                        .order_by(ocr_jobs.c.created_at.desc()).limit(limit))
-    return [_job(r) for r in rows]
+    def get(self, job_id: str) -> Job | None:
+        row = self._conn.execute(sa.select(ocr_jobs).where(ocr_jobs.c.id == job_id)).first()
+        return _job(row) if row else None
 
+    def get_owned(self, job_id: str, user_id: str) -> Job | None:
+        """The job if ``user_id`` owns it; someone else's job is indistinguishable from none."""
+        row = self._conn.execute(sa.select(ocr_jobs).where(
+            ocr_jobs.c.id == job_id, ocr_jobs.c.user_id == user_id)).first()
+        return _job(row) if row else None
 
-def _transition(conn: Connection, job_id: str, from_states: Iterable[str],
-                **values: Any) -> Job | None:
-    row = conn.execute(
-        ocr_jobs.update()
-        .where(ocr_jobs.c.id == job_id, ocr_jobs.c.status.in_(sorted(from_states)))
-        .values(updated_at=sa.func.now(), **values)
-        .returning(*ocr_jobs.c)).first()
-    return _job(row) if row else None
+    def recent(self, user_id: str, limit: int) -> list[Job]:
+        rows = self._conn.execute(sa.select(ocr_jobs).where(ocr_jobs.c.user_id == user_id)
+                                  .order_by(ocr_jobs.c.created_at.desc()).limit(limit))
+        return [_job(r) for r in rows]
 
+    def _transition(self, job_id: str, from_states: Iterable[str], *extra: Any,
+                    **values: Any) -> Job | None:
+        row = self._conn.execute(
+            ocr_jobs.update()
+            .where(ocr_jobs.c.id == job_id, ocr_jobs.c.status.in_(sorted(from_states)), *extra)
+            .values(updated_at=sa.func.now(), **values)
+            .returning(*ocr_jobs.c)).first()
+        return _job(row) if row else None
 
-def mark_uploaded(conn: Connection, job_id: str, *, content_type: str, size: int) -> Job | None:
-    """Presigned flow: the object has been checked; the job joins the queue."""
-    return _transition(conn, job_id, {ocr.AWAITING_UPLOAD}, status=ocr.QUEUED,
-                       content_type=content_type, size=size)
+    def mark_uploaded(self, job_id: str, *, content_type: str, size: int) -> Job | None:
+        """Presigned flow: the object has been checked; the job joins the queue."""
+        return self._transition(job_id, {ocr.AWAITING_UPLOAD}, status=ocr.QUEUED,
+                                content_type=content_type, size=size)
 
+    def claim(self, job_id: str, *, now: datetime, lease: timedelta) -> Claim:
+        """Start a queued job, or restart one whose worker's lease has run out."""
+        token = str(uuid.uuid4())
+        claimable = sa.or_(ocr_jobs.c.status == ocr.QUEUED,
+                           sa.and_(ocr_jobs.c.status == ocr.PROCESSING,
+                                   sa.or_(ocr_jobs.c.lease_expires_at.is_(None),
+                                          ocr_jobs.c.lease_expires_at <= now)))
+        job = self._transition(job_id, ocr.CLAIMABLE, claimable, status=ocr.PROCESSING,
+                               attempts=ocr_jobs.c.attempts + 1, lease_token=token,
+                               lease_expires_at=now + lease)
+        if job is not None:
+            return Claim(ClaimOutcome.CLAIMED, job, token)
+        current = self.get(job_id)
+        if current is not None and current.status == ocr.PROCESSING:
+            return Claim(ClaimOutcome.BUSY, current)
+        return Claim(ClaimOutcome.FINISHED, current)
 
-def claim(conn: Connection, job_id: str) -> Job | None:
-    """Start (or restart, after a crash) a job; None when it is finished or unknown."""
-    return _transition(conn, job_id, ocr.CLAIMABLE, status=ocr.PROCESSING,
-                       attempts=ocr_jobs.c.attempts + 1)
+    def renew(self, job_id: str, token: str, *, now: datetime, lease: timedelta) -> bool:
+        """Extend the lease; False once it is no longer this worker's."""
+        return self._transition(job_id, {ocr.PROCESSING}, ocr_jobs.c.lease_token == token,
+                                lease_expires_at=now + lease) is not None
 
+    def complete(self, job_id: str, token: str, *, engine: str, text: str,
+                 words: list[dict[str, Any]], timings: dict[str, float]) -> Job | None:
+        return self._transition(job_id, {ocr.PROCESSING}, ocr_jobs.c.lease_token == token,
+                                status=ocr.DONE, engine=engine, text=text, words=words,
+                                timings=timings, error=None, completed_at=sa.func.now(),
+                                lease_token=None, lease_expires_at=None)
 
-def complete(conn: Connection, job_id: str, *, engine: str, text: str,
-             words: list[dict[str, Any]], timings: dict[str, float]) -> Job | None:
-    return _transition(conn, job_id, {ocr.PROCESSING}, status=ocr.DONE, engine=engine,
-                       text=text, words=words, timings=timings, error=None,
-                       completed_at=sa.func.now())
-
-
-def fail(conn: Connection, job_id: str, error: str) -> Job | None:
-    return _transition(conn, job_id, {ocr.QUEUED, ocr.PROCESSING}, status=ocr.FAILED,
-                       error=error, completed_at=sa.func.now())
-
-
-def user_email(conn: Connection, user_id: str) -> str | None:
-    """The owner's address, read from the accounts table (read-only)."""
-    try:
-        key = uuid.UUID(user_id)
-    except ValueError:
-        return None
-    return conn.execute(sa.select(users.c.email).where(users.c.id == key)).scalar_one_or_none()
+    def fail(self, job_id: str, token: str, error: str) -> Job | None:
+        return self._transition(job_id, {ocr.PROCESSING}, ocr_jobs.c.lease_token == token,
+                                status=ocr.FAILED, error=error, completed_at=sa.func.now(),
+                                lease_token=None, lease_expires_at=None)

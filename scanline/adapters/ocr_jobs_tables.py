@@ -1,4 +1,4 @@
-"""The ``ocr_jobs`` table (created by migration 0003)."""
+"""The ``ocr_jobs`` table (created by migration 0003, leases added by 0004)."""
 
 from __future__ import annotations
 
@@ -26,4 +26,7 @@ ocr_jobs = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False,
               server_default=sa.func.now()),
     sa.Column("completed_at", sa.DateTime(timezone=True)),
+    # The running worker's lease (migration 0004): who holds it, and until when.
+    sa.Column("lease_token", sa.Text),
+    sa.Column("lease_expires_at", sa.DateTime(timezone=True)),
 )

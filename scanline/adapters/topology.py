@@ -11,8 +11,12 @@ def queue_name(function: str) -> str:
     return f"scanline.{function}"
 
 
+def dead_letter_queue_of(queue: str) -> str:
+    return f"{queue}.dlq"
+
+
 def dead_letter_queue(function: str) -> str:
-    return f"{queue_name(function)}.dlq"
+    return dead_letter_queue_of(queue_name(function))
 
 
 def queue_arguments(function: str, delivery_limit: int = DELIVERY_LIMIT) -> dict[str, object]:

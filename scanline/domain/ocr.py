@@ -12,6 +12,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from scanline.payloads import EmailRequested
+
 # A presigned job waits for the client's PUT; a multipart upload starts queued.
 AWAITING_UPLOAD = "awaiting_upload"
 QUEUED = "queued"
@@ -131,9 +133,9 @@ def summary_view(job: Job, status_url: str) -> dict[str, Any]:
             "completed_at": job.completed_at.isoformat() if job.completed_at else None}
 
 
-def completion_email(job_id: str, text: str) -> dict[str, str]:
-    """``email.requested`` data for a finished job (the recipient is added by the caller)."""
+def completion_email(to: str, job_id: str, text: str) -> EmailRequested:
+    """The mail that tells the owner a job is done."""
     body = text if text.strip() else "(no text was found in the image)"
-    return {"subject": f"Your OCR result is ready (job {job_id})",
-            "text": f"Scanline read the following text from your image (job {job_id}):\n\n"
-                    f"{body}\n"}
+    return EmailRequested(
+        to=to, subject=f"Your OCR result is ready (job {job_id})",
+        text=f"Scanline read the following text from your image (job {job_id}):\n\n{body}\n")

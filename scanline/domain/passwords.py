@@ -15,6 +15,7 @@ floor of m=19 MiB, t=2, p=1.
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import threading
@@ -36,9 +37,13 @@ class PasswordHasher:
         self._scheme = argon2.using(type="ID", memory_cost=memory_kib, time_cost=time_cost,
                                     parallelism=parallelism)
         self._slots = threading.BoundedSemaphore(concurrency or usable_cores())
-        # Verified against when the account does not exist, so an unknown user costs
-        # exactly what a wrong password costs (no enumeration by timing).
-        self._dummy = self._scheme.hash(secrets.token_urlsafe(16))
+
+    @functools.cached_property
+    def _dummy(self) -> str:
+        """Verified against when the account does not exist, so an unknown user costs
+        exactly what a wrong password costs (no enumeration by timing). Made on first
+        use: building the hasher costs nothing, whatever the request turns out to be."""
+        return self._scheme.hash(secrets.token_urlsafe(16))
 
     def hash(self, password: str) -> str:
         with self._slots:

@@ -8,6 +8,7 @@ the engine once (``choose_engine``), builds it on first use and feeds it through
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from PIL import Image
@@ -34,6 +35,8 @@ class OcrSettings:
     delete_after_success: bool
     max_attempts: int
     upload_url_ttl: int
+    # How long a claimed job stays the worker's without a renewal (scanline.ocr.lease).
+    lease: timedelta = timedelta(seconds=15)
     max_wait_seconds: int = 30
 
     @classmethod
@@ -53,6 +56,7 @@ class OcrSettings:
             delete_after_success=_flag(get("OCR_DELETE_AFTER_SUCCESS", "true")),
             max_attempts=int(get("OCR_MAX_ATTEMPTS", "5")),
             upload_url_ttl=int(get("OCR_UPLOAD_URL_TTL", "900")),
+            lease=timedelta(seconds=float(get("OCR_LEASE_SECONDS", "15"))),
         )
 
 

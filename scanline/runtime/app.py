@@ -1,11 +1,21 @@
-"""The Flask app every function runs in: request → CloudEvent → handler → response.
+"""The Flask app every function runs in: it enforces what the handler module declares.
 
-A request carrying a CloudEvent (``ce-*`` headers, or a structured body, also when a
-connector labels it ``text/plain``) is an *event delivery*: its answer follows the broker
-contract (200 done, 4xx never retry, 5xx retry). Any other request is a plain call; an
-event with a fresh id is synthesised for it and its answer is the handler's own status.
+A handler module exposes ``routes`` (``scanline.runtime.routing``). Every request is one of:
+
+- an **event delivery** (``ce-*`` headers, or a structured body, also when a connector
+  labels it ``text/plain``): the envelope is parsed, the signature verified (401 for an
+  event that is unsigned, tampered, signed with an unknown key, or by a function not
+  allowed to emit its type), the handler of its type found, its data checked against the
+  type's schema, its id claimed in the handler's transaction (a duplicate answers 200 and
+  does nothing), and the answer follows the broker contract: 200 done, 4xx never retry
+  (dead-letter at once), 5xx retry;
+- a **plain call**: the operation is routed by path and method, its body and query are
+  checked against the declared schemas, the bearer token verified where it says ``auth``,
+  and the view gets the result by parameter name.
+
 Errors are RFC 9457 problem details either way. On Knative (``EVENT_SINK=reply``) a
 delivery sent with ``Prefer: reply`` gets the first event it emitted back as the answer.
+Nothing is validated, verified or looked up by a view itself.
 """
 
 from __future__ import annotations
@@ -13,9 +23,8 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
 
@@ -27,16 +36,15 @@ from scanline import events, logs
 from scanline.adapters.bus import ReplyPublisher
 from scanline.bootstrap import Container
 from scanline.errors import BadRequest, DependencyUnavailable, PayloadTooLarge, ScanlineError
-from scanline.events import Event
-from scanline.runtime import openapi
-from scanline.runtime.context import Context, Response
-from scanline.runtime.routing import Routes
+from scanline.runtime import inputs, openapi
+from scanline.runtime.context import Call, Response
+from scanline.runtime.injection import Plan, plan_event, plan_hook, plan_operation, readiness
+from scanline.runtime.routing import Operation, Routes
 
 log = logging.getLogger("scanline.runtime")
 
 PROBLEM_TYPE = "urn:scanline:problem:"
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
-Handler = Callable[[Event, Context], Any]
 
 
 def problem(status: int, title: str, detail: str, *, slug: str | None = None,
@@ -48,39 +56,6 @@ def problem(status: int, title: str, detail: str, *, slug: str | None = None,
         body["errors"] = errors
     return FlaskResponse(json.dumps(body), status=status, headers=headers,
                          content_type="application/problem+json")
-
-
-def _plain_data(req: Request, body: bytes) -> Any:
-    media = req.mimetype
-    if req.files or media == "multipart/form-data":
-        return req.form.to_dict()
-    if media == "application/x-www-form-urlencoded":
-        return req.form.to_dict()
-    if not body:
-        return None
-    if media == "application/json" or media.endswith("+json"):
-        try:
-            return json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BadRequest(f"request body is not valid JSON: {exc}") from None
-    return body
-
-
-def to_event(req: Request) -> Event:
-    """The CloudEvent a request carries, or one synthesised for a plain call."""
-    # A multipart body is parsed as a stream into req.form / req.files, never read whole.
-    multipart = req.mimetype == "multipart/form-data"
-    body = b"" if multipart else req.get_data(cache=True)
-    if any(name.lower().startswith("ce-") for name, _ in req.headers.items()):
-        return events.parse_binary(dict(req.headers), body)
-    if body and events.looks_structured(req.content_type or "", body):
-        return events.parse_structured(body)
-    return Event(id=str(uuid.uuid4()), source=f"/gateway{req.path}", type=events.HTTP_REQUEST,
-                 data=_plain_data(req, body), time=datetime.now(UTC),
-                 datacontenttype=req.mimetype or None,
-                 extensions={"traceparent": events.child_traceparent(
-                     req.headers.get("traceparent"))},
-                 synthesised=True)
 
 
 def _to_flask(result: Any, delivery: bool) -> FlaskResponse:
@@ -99,6 +74,12 @@ def _to_flask(result: Any, delivery: bool) -> FlaskResponse:
                          content_type=response.content_type)
 
 
+def _client(req: Request) -> str:
+    """The address the gateway saw: the last X-Forwarded-For hop is the one it appended."""
+    forwarded = req.headers.get("X-Forwarded-For", "")
+    return forwarded.rsplit(",", 1)[-1].strip() or (req.remote_addr or "")
+
+
 @contextmanager
 def _reply_slot(container: Container, wanted: bool) -> Iterator[list[bytes] | None]:
     """Collect the event to send back as the reply, where the broker asked for one."""
@@ -110,25 +91,104 @@ def _reply_slot(container: Container, wanted: bool) -> Iterator[list[bytes] | No
         yield None
 
 
-def create_app(handler: ModuleType, container: Container) -> Flask:
-    """Build the app once per process; the handler module's ``handle`` serves every call.
+class Function:
+    """A handler module's routes, planned against a container (built once per process)."""
 
-    ``handler.DEPENDS_ON`` (optional) names the adapters ``/_/ready`` checks;
-    ``handler.routes`` (optional) is also served as the function's OpenAPI document;
-    ``handler.on_start`` (optional) runs once here.
-    """
+    def __init__(self, handler: ModuleType, container: Container) -> None:
+        self.container = container
+        self.name = container.settings.function_name
+        routes = getattr(handler, "routes", None)
+        if not isinstance(routes, Routes):
+            raise TypeError(f"{handler.__name__} must define `routes = Routes()`")
+        self.routes = routes
+        self.operations = {op.view.__name__: plan_operation(self.name, op)
+                           for op in routes.operations}
+        self.event_plans = {t: plan_event(self.name, h) for t, h in routes.events.items()}
+        hooks = [plan_hook(self.name, hook) for hook in routes.start_hooks]
+        self.readiness = readiness(routes, [*self.operations.values(),
+                                            *self.event_plans.values(), *hooks])
+        if any(emits for _, emits in routes.views()):
+            # Relay what an earlier process left in the outbox, even if this one never emits.
+            container.outbox.start()
+        for hook in hooks:
+            hook.call(container, {})
+
+    # --- event deliveries ----------------------------------------------------------------
+    def deliver(self, req: Request, body: bytes) -> FlaskResponse:
+        headers = dict(req.headers)
+        if events.is_binary(headers):
+            event = events.parse_binary(headers, body)
+        else:
+            event = events.parse_structured(body)
+        with logs.invocation(event.id, event.traceparent), \
+                _reply_slot(self.container, "reply" in req.headers.get("Prefer", "")) as reply:
+            response = _to_flask(self._handle_event(event), delivery=True)
+        if reply and response.status_code == 200:
+            headers, reply_body = events.parse_structured(reply[0]).to_binary()
+            return FlaskResponse(reply_body, status=200, headers=headers)
+        return response
+
+    def _handle_event(self, event: events.Event) -> Any:
+        if not self.routes.events:
+            raise BadRequest(f"{self.name} handles no events; call it over HTTP")
+        producer = self.container.event_verifier.verify(event)  # before anything else
+        handler = self.routes.events.get(event.type)
+        if handler is None:
+            raise BadRequest(f"{self.name} does not handle {event.type} events")
+        payload = handler.payload.from_data(event.data)
+        uow = self.container.unit_of_work(handler.emits)
+        plan = self.event_plans[event.type]
+        values = {"event": lambda: payload, "envelope": lambda: event, "uow": lambda: uow}
+        log.debug("event from %s", producer)
+        if not handler.inbox:
+            return plan.call(self.container, values)
+        with uow:
+            if not uow.inbox.claim(event.id):
+                return Response({"status": "duplicate", "id": event.id})
+            return plan.call(self.container, values)
+
+    # --- plain calls ---------------------------------------------------------------------
+    def call(self, req: Request, path: str) -> FlaskResponse:
+        op, arguments = self.routes.match(path, req.method)
+        plan = self.operations[op.view.__name__]
+        call_id = req.headers.get("X-Call-Id") or str(uuid.uuid4())
+        traceparent = events.child_traceparent(req.headers.get("traceparent"))
+        with logs.invocation(call_id, traceparent):
+            return _to_flask(plan.call(self.container, self._values(op, plan, req, path,
+                                                                     arguments)),
+                             delivery=False)
+
+    def _values(self, op: Operation, plan: Plan, req: Request, path: str,
+                arguments: dict[str, Any]) -> dict[str, Any]:
+        values: dict[str, Any] = {name: (lambda v=value: v) for name, value in arguments.items()}
+        values.update({
+            "body": lambda: inputs.body(op, req),
+            "query": lambda: inputs.query(op, req.args),
+            "files": lambda: req.files.to_dict(),
+            "request": lambda: Call(req.method, path, dict(req.headers), _client(req)),
+            "uow": lambda: self.container.unit_of_work(op.emits),
+        })
+        if op.auth:
+            # Verified before the body is even read, and whether or not the view uses it.
+            caller = self.container.tokens.verify(_bearer(req))
+            values["caller"] = lambda: caller
+        if op.body is not None and "body" not in plan.per_call:
+            inputs.body(op, req)  # declared, so checked, even if the view does not read it
+        return values
+
+
+def _bearer(req: Request) -> str | None:
+    scheme, _, token = req.headers.get("Authorization", "").partition(" ")
+    return (token.strip() or None) if scheme.lower() == "bearer" else None
+
+
+def create_app(handler: ModuleType, container: Container) -> Flask:
+    """Build the app once per process from the handler module's ``routes``."""
     settings = container.settings
+    function = Function(handler, container)
     app = Flask(settings.function_name)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.config["MAX_FORM_MEMORY_SIZE"] = min(settings.max_request_bytes, 1024 * 1024)
-    depends_on: tuple[str, ...] = tuple(getattr(handler, "DEPENDS_ON", ()))
-    if {"db", "bus"} <= set(depends_on):
-        # Relay what an earlier process left in the outbox, even if this one never emits.
-        container.outbox.start()
-    # Optional ``handler.on_start(container)``: start-up facts worth a log line (ocr says
-    # which engine it runs). It must not connect to anything, like the rest of start-up.
-    if hasattr(handler, "on_start"):
-        handler.on_start(container)
 
     @app.get("/_/health")
     def health() -> FlaskResponse:
@@ -137,7 +197,7 @@ def create_app(handler: ModuleType, container: Container) -> Flask:
     @app.get("/_/ready")
     def ready() -> FlaskResponse:
         checks: dict[str, str] = {}
-        for name in depends_on:
+        for name in function.readiness:
             try:
                 container.ping(name)
                 checks[name] = "up"
@@ -148,9 +208,9 @@ def create_app(handler: ModuleType, container: Container) -> Flask:
                                          "dependencies": checks}),
                              status=200 if ok else 503, content_type="application/json")
 
-    routes = getattr(handler, "routes", None)
-    if isinstance(routes, Routes):
-        spec = openapi.function_document(settings.function_name, routes, settings.public_url)
+    if function.routes.operations:
+        spec = openapi.function_document(settings.function_name, function.routes,
+                                         settings.public_url)
 
         @app.get("/openapi.json")
         def openapi_document() -> FlaskResponse:
@@ -162,19 +222,11 @@ def create_app(handler: ModuleType, container: Container) -> Flask:
         limit = settings.max_request_bytes
         if request.content_length is not None and request.content_length > limit:
             raise PayloadTooLarge(f"request body is over the {limit}-byte limit")
-        event = to_event(request)
-        context = Context(deps=container, method=request.method, path="/" + path,
-                          query=request.args.to_dict(), headers=dict(request.headers),
-                          files=request.files.to_dict())
-        delivery = not event.synthesised
-        with logs.invocation(event.id, event.traceparent), \
-                _reply_slot(container, delivery and "reply" in request.headers.get("Prefer", "")
-                            ) as reply:
-            response = _to_flask(handler.handle(event, context), delivery)
-        if reply and response.status_code == 200:
-            headers, body = events.parse_structured(reply[0]).to_binary()
-            return FlaskResponse(body, status=200, headers=headers)
-        return response
+        # A multipart body is parsed as a stream into request.form/files, never read whole.
+        body = b"" if request.mimetype == "multipart/form-data" else request.get_data(cache=True)
+        if events.carries_event(dict(request.headers), request.content_type or "", body):
+            return function.deliver(request, body)
+        return function.call(request, "/" + path)
 
     @app.errorhandler(ScanlineError)
     def domain_error(exc: ScanlineError) -> FlaskResponse:

@@ -1,4 +1,4 @@
-"""The invocation context handed to ``handle(event, context)`` and the handler's result."""
+"""What a view may receive about its call (``request``) and what it returns (``Response``)."""
 
 from __future__ import annotations
 
@@ -6,28 +6,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from werkzeug.datastructures import FileStorage
 
-from scanline.bootstrap import Container
+@dataclass(frozen=True)
+class Call:
+    """The HTTP call a view serves, for the few views that need more than their body."""
 
-
-@dataclass
-class Context:
-    deps: Container
-    method: str = "POST"
+    method: str
     # The sub-path after /function/<name>, always starting with "/".
-    path: str = "/"
-    query: Mapping[str, str] = field(default_factory=dict)
+    path: str
     headers: Mapping[str, str] = field(default_factory=dict)
-    files: Mapping[str, FileStorage] = field(default_factory=dict)
-
-    @property
-    def function(self) -> str:
-        return self.deps.settings.function_name
-
-    def bearer_token(self) -> str | None:
-        scheme, _, token = self.headers.get("Authorization", "").partition(" ")
-        return token.strip() or None if scheme.lower() == "bearer" else None
+    # The client's address as the gateway saw it (its peer, or a configured proxy's
+    # X-Forwarded-For), never a value the client chose.
+    client: str = ""
 
 
 @dataclass

@@ -56,9 +56,9 @@ def _operation(function: str, op: Operation, method: str) -> dict[str, Any]:
         document["summary"] = op.summary.splitlines()[0]
     if parameters:
         document["parameters"] = parameters
-    if op.request is not None:
+    if op.body is not None:
         document["requestBody"] = {"required": True, "content": {
-            media: {"schema": dict(schema)} for media, schema in op.request.items()}}
+            media: {"schema": dict(schema)} for media, schema in op.body.items()}}
     if op.auth:
         document["security"] = [{"bearer": []}]
     return document

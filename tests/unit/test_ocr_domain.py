@@ -52,9 +52,10 @@ def test_job_view_has_the_documented_fields() -> None:
 
 
 def test_completion_email_carries_the_text() -> None:
-    mail = ocr.completion_email("j1", "The quick brown fox")
-    assert "j1" in mail["subject"] and "The quick brown fox" in mail["text"]
-    assert "no text was found" in ocr.completion_email("j2", "  ")["text"]
+    mail = ocr.completion_email("a@example.com", "j1", "The quick brown fox")
+    assert "j1" in mail.subject and "The quick brown fox" in mail.text
+    assert mail.to == "a@example.com"
+    assert "no text was found" in ocr.completion_email("a@example.com", "j2", "  ").text
 
 
 def test_word_recall_follows_the_scans_readme_rule() -> None:

@@ -18,13 +18,13 @@ BODY = strict_object({"email": {"type": "string"}}, ["email"])
 def sample_routes() -> Routes:
     routes = Routes()
 
-    @routes.route("/", "POST", request={"application/json": BODY},
-                  responses={202: {"type": "object"}})
-    def create(event: object, context: object) -> None:
+    @routes.http("/", "POST", body={"application/json": BODY},
+                 responses={202: {"type": "object"}})
+    def create(body: object) -> None:
         """Create a thing."""
 
-    @routes.route("/<uuid:job_id>", "GET", query={"wait": {"type": "integer"}}, auth=True)
-    def read(event: object, context: object, job_id: str) -> None: ...
+    @routes.http("/<uuid:job_id>", "GET", query={"wait": {"type": "integer"}}, auth=True)
+    def read(caller: object, job_id: str) -> None: ...
 
     return routes
 

@@ -1,106 +1,273 @@
-"""The template's request → CloudEvent → response mapping, with a handler that echoes."""
+"""The runtime enforces what a handler module declares: routing, schemas, tokens, event
+signatures, and the 200/4xx/5xx contract. The handler here records what its views got."""
 
+from __future__ import annotations
+
+import dataclasses
 import io
-import json
 import types
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
-from scanline import errors, events
+from infra.local.secretgen import ensure_secrets
+from scanline import errors
+from scanline.auth import Claims
 from scanline.bootstrap import Container
-from scanline.events import Event
-from scanline.runtime import Context, Response
-from scanline.runtime.app import create_app
+from scanline.events import Event, new_event
+from scanline.payloads import EmailRequested, UserRegistered
+from scanline.runtime import Response, Routes
+from scanline.runtime.app import Function, create_app
+from scanline.runtime.injection import StartupError
+from scanline.secrets import EVENT_KEYRING, event_key_secret
 from scanline.settings import Settings
+from scanline.signing import source_of
+from tests.support.signing import sign
+
+NAME = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 5}},
+        "required": ["name"], "additionalProperties": False}
+UPLOAD = {"type": "object", "required": ["file"],
+          "properties": {"file": {"type": "string", "contentMediaType": "image/png"}}}
+seen: list[Any] = []
 
 
-def echo(event: Event, context: Context) -> Any:
-    if event.data == {"raise": "conflict"}:
-        raise errors.Conflict("already there")
-    if event.data == {"raise": "boom"}:
+def handler_module() -> types.ModuleType:
+    routes = Routes()
+
+    @routes.http("/greet", "POST", body={"application/json": NAME,
+                                         "application/x-www-form-urlencoded": NAME})
+    def greet(body: dict[str, Any]) -> Response:
+        return Response({"hello": body["name"]}, status=202)
+
+    @routes.http("/items/<int:item>", "GET", query={"limit": {"type": "integer", "maximum": 9}})
+    def item(item: int, query: dict[str, Any]) -> dict[str, Any]:
+        return {"item": item, "query": query}
+
+    @routes.http("/mine", "GET", auth=True)
+    def mine(caller: Claims) -> dict[str, Any]:
+        return {"sub": caller.subject}
+
+    @routes.http("/upload", "POST", body={"multipart/form-data": UPLOAD})
+    def upload(files: dict[str, Any]) -> dict[str, Any]:
+        return {"file": files["file"].read().decode()}
+
+    @routes.http("/boom", "POST")
+    def boom() -> None:
         raise RuntimeError("secret internals")
-    return Response({"id": event.id, "type": event.type, "data": event.data,
-                     "synthesised": event.synthesised, "path": context.path,
-                     "files": {k: f.read().decode() for k, f in context.files.items()}},
-                    status=202)
+
+    @routes.http("/conflict", "POST")
+    def conflict() -> None:
+        raise errors.Conflict("already there")
+
+    @routes.event(EmailRequested, inbox=False)
+    def mail(event: EmailRequested, envelope: Event) -> Response:
+        seen.append((event, envelope))
+        return Response({"to": event.to}, status=202)
+
+    module = types.ModuleType("handler")
+    module.routes = routes  # type: ignore[attr-defined]
+    return module
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> FlaskClient:
-    handler = types.ModuleType("handler")
-    handler.handle = echo  # type: ignore[attr-defined]
-    settings = Settings.from_env({"FUNCTION_NAME": "echo", "SECRETS_DIR": str(tmp_path),
-                                  "MAX_REQUEST_BYTES": "4096"})
-    return create_app(handler, Container(settings)).test_client()
+def secrets(tmp_path: Path) -> Path:
+    ensure_secrets([event_key_secret("issue-otp"), event_key_secret("send-email"),
+                    EVENT_KEYRING, "jwt-signing-key"], tmp_path)
+    return tmp_path
 
 
-CE = {"ce-id": "abc", "ce-source": "/test", "ce-type": events.EMAIL_REQUESTED,
-      "ce-specversion": "1.0"}
+@pytest.fixture
+def container(secrets: Path) -> Iterator[Container]:
+    settings = Settings.from_env({"FUNCTION_NAME": "echo", "SECRETS_DIR": str(secrets),
+                                  "MAX_REQUEST_BYTES": "8192"})
+    built = Container(settings)
+    yield built
+    built.close()
 
 
-def test_binary_event_is_a_delivery_and_2xx_becomes_200(client: FlaskClient) -> None:
-    r = client.post("/", headers=CE, json={"x": 1})
-    assert r.status_code == 200
-    assert r.json == {"id": "abc", "type": events.EMAIL_REQUESTED, "data": {"x": 1},
-                      "synthesised": False, "path": "/", "files": {}}
+@pytest.fixture
+def client(container: Container) -> FlaskClient:
+    seen.clear()
+    return create_app(handler_module(), container).test_client()
 
 
-@pytest.mark.parametrize("content_type", ["application/cloudevents+json", "text/plain"])
-def test_structured_event_also_when_sent_as_text_plain(client: FlaskClient,
-                                                       content_type: str) -> None:
-    body = {"id": "s-1", "source": "/t", "type": events.USER_REGISTERED, "specversion": "1.0",
-            "data": {"u": 1}}
-    r = client.post("/", data=json.dumps(body), content_type=content_type)
-    assert r.status_code == 200 and r.json["id"] == "s-1" and r.json["data"] == {"u": 1}
+def mail_event(secrets: Path, producer: str = "issue-otp", **changes: Any) -> Event:
+    payload = EmailRequested(to="a@example.com", subject="Hi", text="hello")
+    event = new_event(payload.TYPE, payload.to_data(), source=source_of(producer))
+    return sign(dataclasses.replace(event, **changes), producer, secrets)
 
 
-def test_plain_json_call_gets_a_fresh_event_and_its_own_status(client: FlaskClient) -> None:
-    first = client.post("/sub/path", json={"email": "a@b.c"})
-    second = client.post("/sub/path", json={"email": "a@b.c"})
-    assert first.status_code == 202 and first.json["synthesised"] is True
-    assert first.json["type"] == events.HTTP_REQUEST and first.json["path"] == "/sub/path"
-    assert first.json["id"] != second.json["id"]
-
-
-def test_form_and_multipart_calls(client: FlaskClient) -> None:
-    r = client.post("/", data={"grant_type": "password", "username": "u"})
-    assert r.json["data"] == {"grant_type": "password", "username": "u"}
-    r = client.post("/", data={"file": (io.BytesIO(b"bytes"), "a.png"), "note": "n"},
-                    content_type="multipart/form-data")
-    assert r.json["files"] == {"file": "bytes"} and r.json["data"] == {"note": "n"}
-
-
-@pytest.mark.parametrize(("headers", "body", "detail"), [
-    ({k: v for k, v in CE.items() if k != "ce-id"}, b"{}", "id"),
-    ({**CE, "ce-time": "not-a-time"}, b"{}", "invalid CloudEvent"),
-    ({"Content-Type": "application/cloudevents+json"}, b"garbage", "not valid JSON"),
-    ({"Content-Type": "application/cloudevents+json"}, b"[1]", "JSON object"),
-    ({"Content-Type": "application/json"}, b"{nope", "not valid JSON"),
-])
-def test_bad_events_and_bodies_are_400_problems(client: FlaskClient, headers: dict[str, str],
-                                                body: bytes, detail: str) -> None:
-    r = client.post("/", headers=headers, data=body)
-    assert r.status_code == 400
+def problem(r: Any, status: int) -> dict[str, Any]:
+    assert r.status_code == status, r.get_data(as_text=True)
     assert r.content_type == "application/problem+json"
-    assert detail in r.json["detail"] and r.json["status"] == 400
+    return r.json
 
 
-def test_body_over_the_limit_is_413_problem(client: FlaskClient) -> None:
-    r = client.post("/", data=b"x" * 5000, content_type="application/json")
-    assert r.status_code == 413 and r.content_type == "application/problem+json"
+# ---- plain calls ------------------------------------------------------------------------
+
+def test_json_and_form_bodies_are_checked_and_handed_over(client: FlaskClient) -> None:
+    assert client.post("/greet", json={"name": "Ann"}).json == {"hello": "Ann"}
+    assert client.post("/greet", data={"name": "Bo"}).status_code == 202
+    assert problem(client.post("/greet", json={"name": "far too long"}), 422)["errors"]
+    assert problem(client.post("/greet", json={"name": "A", "extra": 1}), 422)["errors"]
+    assert "takes" in problem(client.post("/greet", data=b"x", content_type="text/plain"),
+                              415)["detail"]
 
 
-def test_domain_errors_and_crashes_map_to_problems(client: FlaskClient) -> None:
-    r = client.post("/", json={"raise": "conflict"})
-    assert (r.status_code, r.json["title"], r.json["detail"]) == (409, "Conflict", "already there")
-    r = client.post("/", json={"raise": "boom"})
+def test_query_values_are_converted_to_their_schema_types_then_checked(
+        client: FlaskClient) -> None:
+    assert client.get("/items/3?limit=4&cachebuster=1").json == {"item": 3,
+                                                                 "query": {"limit": 4}}
+    problem(client.get("/items/3?limit=10"), 422)
+    problem(client.get("/items/3?limit=four"), 422)
+    problem(client.get("/items/x"), 404)
+    assert problem(client.delete("/items/3"), 405)
+
+
+def test_auth_routes_verify_the_bearer_token_before_the_view(
+        client: FlaskClient, container: Container) -> None:
+    token = container.signer.issue("user-1")
+    r = client.get("/mine", headers={"Authorization": f"Bearer {token}"})
+    assert r.json == {"sub": "user-1"}
+    assert problem(client.get("/mine"), 401)
+    assert problem(client.get("/mine", headers={"Authorization": f"Bearer {token}x"}), 401)
+
+
+def test_multipart_file_parts_are_required_by_the_schema(client: FlaskClient) -> None:
+    r = client.post("/upload", data={"file": (io.BytesIO(b"bytes"), "a.png")},
+                    content_type="multipart/form-data")
+    assert r.json == {"file": "bytes"}
+    problem(client.post("/upload", data={"other": "x"}, content_type="multipart/form-data"), 422)
+
+
+@pytest.mark.parametrize("body", [
+    b"[" * 1100 + b"]" * 1100,  # RecursionError in json.loads
+    b'{"name": ' + b"9" * 5000 + b"}",  # beyond int/str conversion's limit
+    b'{"name": NaN}', b'{"name": 1e999}', b'{"name": 9007199254740993}',
+    b"\xff\xfe", b"{nope",
+])
+def test_hostile_json_is_a_400_not_a_500(client: FlaskClient, body: bytes) -> None:
+    problem(client.post("/greet", data=body, content_type="application/json"), 400)
+
+
+def test_errors_are_problems_and_crashes_tell_nothing(client: FlaskClient) -> None:
+    r = client.post("/conflict")
+    assert (r.status_code, r.json["detail"]) == (409, "already there")
+    r = client.post("/boom")
     assert r.status_code == 500 and "secret internals" not in r.get_data(as_text=True)
+    problem(client.post("/greet", data=b"x" * 9000, content_type="application/json"), 413)
 
 
-def test_health_needs_no_dependency(client: FlaskClient) -> None:
+def test_health_and_readiness(client: FlaskClient) -> None:
     assert client.get("/_/health").status_code == 200
-    assert client.get("/_/ready").json == {"status": "ok", "dependencies": {}}
+    # The handler consumes events: readiness checks the keyring it verifies them with.
+    assert client.get("/_/ready").json == {"status": "ok",
+                                           "dependencies": {"event-keyring": "up"}}
 
+
+# ---- event deliveries -------------------------------------------------------------------
+
+def test_a_signed_event_reaches_its_handler_as_a_payload_and_2xx_becomes_200(
+        client: FlaskClient, secrets: Path) -> None:
+    event = mail_event(secrets)
+    headers, body = event.to_binary()
+    r = client.post("/", data=body, headers=headers)
+    assert (r.status_code, r.json) == (200, {"to": "a@example.com"})
+    payload, envelope = seen[-1]
+    assert isinstance(payload, EmailRequested) and envelope.id == event.id
+    for content_type in ("application/cloudevents+json", "text/plain"):
+        r = client.post("/", data=event.to_structured(), content_type=content_type)
+        assert r.status_code == 200
+
+
+def test_unsigned_tampered_foreign_and_misattributed_events_are_401(
+        client: FlaskClient, secrets: Path) -> None:
+    good = mail_event(secrets)
+    unsigned = dataclasses.replace(good, extensions={"traceparent": good.traceparent})
+    tampered = dataclasses.replace(good, data={**good.data, "to": "evil@example.com"})
+    moved = dataclasses.replace(good, subject="someone-else")
+    # send-email holds a valid key, but may not ask for mail.
+    foreign = mail_event(secrets, producer="send-email")
+    # The right key, but claiming to come from another function.
+    renamed = dataclasses.replace(good, source=source_of("register"))
+    for event in (unsigned, tampered, moved, foreign, renamed):
+        r = client.post("/", data=event.to_structured(),
+                        content_type="application/cloudevents+json")
+        assert problem(r, 401)["type"].endswith("event-not-trusted")
+    assert seen == []
+
+
+def test_an_event_outside_the_replay_window_is_401(client: FlaskClient, secrets: Path,
+                                                   container: Container) -> None:
+    old = mail_event(secrets, time=container.clock.now().replace(year=2020))
+    problem(client.post("/", data=old.to_structured(),
+                        content_type="application/cloudevents+json"), 401)
+
+
+def test_signed_events_of_other_types_or_with_bad_data_are_4xx(
+        client: FlaskClient, secrets: Path) -> None:
+    other = sign(new_event(UserRegistered.TYPE, {"user_id": "x", "email": "a@b.c"},
+                           source=source_of("issue-otp")), "issue-otp", secrets)
+    # issue-otp may not emit user.registered: refused before the type is even looked up.
+    problem(client.post("/", data=other.to_structured(),
+                        content_type="application/cloudevents+json"), 401)
+    bad = mail_event(secrets, data={"to": "a@example.com", "subject": "x\r\nBcc: all@x.com",
+                                    "text": "t"})
+    errors_ = problem(client.post("/", data=bad.to_structured(),
+                                  content_type="application/cloudevents+json"), 422)["errors"]
+    assert errors_[0]["pointer"] == "/subject"
+
+
+@pytest.mark.parametrize(("headers", "body"), [
+    ({"ce-id": "x", "ce-source": "/t", "ce-type": EmailRequested.TYPE}, b"{}"),
+    ({"Content-Type": "application/cloudevents+json"}, b'{"specversion": "1.0", "id": '),
+    ({"Content-Type": "application/cloudevents+json"},
+     b'{"specversion":"1.0","id":"a","source":"/s","type":"t","data":' + b"[" * 1100
+     + b"]" * 1100 + b"}"),
+])
+def test_malformed_envelopes_are_400(client: FlaskClient, headers: dict[str, str],
+                                     body: bytes) -> None:
+    problem(client.post("/", data=body, headers=headers), 400)
+
+
+# ---- start-up ---------------------------------------------------------------------------
+
+def test_a_view_asking_for_an_unknown_dependency_fails_at_start(container: Container) -> None:
+    routes = Routes()
+
+    @routes.http("/", "GET")
+    def view(databse: object) -> None:  # a typo
+        """Never called."""
+
+    module = types.ModuleType("handler")
+    module.routes = routes  # type: ignore[attr-defined]
+    with pytest.raises(StartupError, match="databse"):
+        create_app(module, container)
+
+
+def test_caller_is_only_for_operations_that_require_a_token(container: Container) -> None:
+    routes = Routes()
+
+    @routes.http("/", "GET")
+    def view(caller: Claims) -> None:
+        """Never called."""
+
+    module = types.ModuleType("handler")
+    module.routes = routes  # type: ignore[attr-defined]
+    with pytest.raises(StartupError, match="caller"):
+        create_app(module, container)
+
+
+def test_readiness_follows_what_the_views_use(container: Container) -> None:
+    routes = Routes()
+
+    @routes.http("/", "POST", emits=[EmailRequested])
+    def view(uow: object, store: object) -> None:
+        """Never called."""
+
+    module = types.ModuleType("handler")
+    module.routes = routes  # type: ignore[attr-defined]
+    assert Function(module, container).readiness == ("db", "store", "bus", "event-signing-key")

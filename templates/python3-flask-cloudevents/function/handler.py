@@ -1,11 +1,20 @@
-"""A new function: replace this with the operation's business logic."""
+"""A new function: declare its operations on ``routes`` and write their business logic.
 
-from scanline.events import Event
-from scanline.runtime import Context, Response
+Views take what they use by parameter name (``body``, ``query``, ``caller`` on ``auth=True``
+operations, ``uow``, ``clock``, ...: see scanline.runtime.injection); the runtime checks the
+declared schemas, tokens and event signatures before a view runs.
+"""
 
-# Adapters /_/ready checks before traffic is sent: any of "db", "bus", "store", "mail".
-DEPENDS_ON: tuple[str, ...] = ()
+from typing import Any
+
+from scanline.runtime import Response, Routes
+
+GREETING = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 100}},
+            "additionalProperties": False}
+
+routes = Routes()
 
 
-def handle(event: Event, context: Context) -> Response:
-    return Response({"received": event.type, "id": event.id})
+@routes.http("/", "POST", body={"application/json": GREETING})
+def hello(body: dict[str, Any]) -> Response:
+    return Response({"hello": body.get("name", "world")})

@@ -1,0 +1,68 @@
+"""A plain call's body and query, read and checked against what its operation declares.
+
+The body is read for the media types the operation lists and no other (415 names the
+ones it takes); JSON with ``scanline.jsontext``'s bounds, forms with werkzeug's limits,
+multipart as a stream whose file parts stay spooled files. Query values are strings on
+the wire: each is converted to the type its schema names before it is checked, and
+parameters the operation does not declare are ignored (caches and proxies add some).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Request
+
+from scanline import jsontext
+from scanline.errors import UnsupportedMediaType
+from scanline.runtime.routing import Operation
+from scanline.validation import compiled
+
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data"
+_INTEGER = re.compile(r"-?[0-9]{1,15}")
+
+
+def file_fields(schema: Mapping[str, Any]) -> set[str]:
+    """The parts of a multipart schema that are files (``contentMediaType`` given)."""
+    return {name for name, prop in schema.get("properties", {}).items()
+            if isinstance(prop, Mapping) and "contentMediaType" in prop}
+
+
+def body(op: Operation, request: Request) -> Any:
+    """The operation's request body, checked; None when it takes none."""
+    if op.body is None:
+        return None
+    media = request.mimetype or (JSON if JSON in op.body else "")
+    schema = op.body.get(media)
+    if schema is None:
+        raise UnsupportedMediaType(
+            f"{request.method} {request.path} takes {' or '.join(sorted(op.body))}"
+            + (f", not {media}" if media else ""))
+    if media == MULTIPART:
+        parts: dict[str, Any] = request.form.to_dict()
+        # A file part is checked for presence; its content is the view's to judge.
+        parts.update({name: "" for name in request.files if name in file_fields(schema)})
+        compiled(schema).check(parts)
+        return request.form.to_dict()
+    if media == FORM:
+        return compiled(schema).check(request.form.to_dict())
+    return compiled(schema).check(jsontext.loads(request.get_data(cache=True)))
+
+
+def _convert(value: str, schema: Mapping[str, Any]) -> Any:
+    kind = schema.get("type")
+    if kind == "integer" and _INTEGER.fullmatch(value):
+        return int(value)
+    if kind == "boolean" and value in ("true", "false"):
+        return value == "true"
+    return value
+
+
+def query(op: Operation, args: Mapping[str, str]) -> dict[str, Any]:
+    values = {name: _convert(args[name], schema)
+              for name, schema in op.query.items() if name in args}
+    return compiled(op.query_schema).check(values)
