@@ -1,12 +1,16 @@
 """ocr: recognise the staged image of an ``ocr.requested`` event and report the result.
 
-The job row is the source of truth for the message's fate. Claiming moves it to
-``processing`` (again, after a crash: the broker redelivers and the job is redone);
-finishing is a conditional update in the same transaction as the ``ocr.completed`` and
-``email.requested`` events, so a duplicate delivery finds nothing to finish and sends no
-second email. An image that cannot be decoded fails the job with the reason and answers
-4xx: the message is dead-lettered instead of retried. The engine is built once per process,
-on first use, and concurrent deliveries are recognised together (``deps.ocr``).
+The job row is the source of truth for the message's fate, so the event is checked
+against it before anything changes: the job must exist (a deleted job's event is
+acknowledged and dropped), its object key and owner must be the event's. Claiming it is a
+lease (``scanline.ocr.lease``): a duplicate that arrives while a live worker holds the job
+answers 503 and is retried until the job has ended, then dropped; a redelivery after a
+crash takes the job over once the dead worker's lease has run out. Finishing is
+conditional on still holding the lease, in the same transaction as the ``ocr.completed``
+and ``email.requested`` events, so no job is finished twice and no second email is sent.
+An image that cannot be decoded fails the job with the reason and answers 4xx: the
+message is dead-lettered instead of retried. The engine is built once per process, on
+first use, and concurrent deliveries are recognised together (``ocr_service``).
 """
 
 from __future__ import annotations
@@ -15,103 +19,99 @@ import logging
 import time
 from typing import Any
 
-from scanline import events
-from scanline.adapters import ocr_jobs_repository as jobs
-from scanline.bootstrap import Container
+from scanline.adapters.ocr_jobs_repository import ClaimOutcome
+from scanline.adapters.store import ObjectStore
+from scanline.adapters.unit_of_work import UnitOfWork
+from scanline.clock import Clock
 from scanline.domain import ocr
 from scanline.domain.ocr import Job
-from scanline.errors import BadRequest, InvalidInput, ScanlineError
-from scanline.events import Event
+from scanline.errors import BadRequest, DependencyUnavailable, InvalidInput, ScanlineError
+from scanline.ocr import lease
 from scanline.ocr.images import load_page
-from scanline.runtime import Context, Response
-from scanline.validation import strict_object, validate
+from scanline.ocr.service import OcrService
+from scanline.payloads import EmailRequested, OcrCompleted, OcrRequested
+from scanline.runtime import Response, Routes
 
-DEPENDS_ON = ("db", "bus", "store")
 log = logging.getLogger(__name__)
 
-OCR_REQUESTED = strict_object(
-    {"bucket": {"type": "string", "minLength": 3, "maxLength": 63},
-     "key": {"type": "string", "minLength": 1, "maxLength": 1024},
-     "job_id": {"type": "string", "format": "uuid"},
-     "user_id": {"type": "string", "minLength": 1, "maxLength": 200}},
-    required=["bucket", "key", "job_id", "user_id"],
-)
+routes = Routes()
 
 
-def on_start(container: Container) -> None:
+@routes.on_start
+def announce(ocr_service: OcrService) -> None:
     """Say which engine this process will run (the model itself loads at first use)."""
-    log.info("%s", container.ocr.describe())
+    log.info("%s", ocr_service.describe())
 
 
 def _ms(since: float) -> float:
     return round((time.monotonic() - since) * 1000, 1)
 
 
-def _fail(context: Context, job: Job, error: ScanlineError) -> None:
-    deps = context.deps
-    with deps.uow() as uow:
-        if jobs.fail(uow.conn, job.id, error.detail):
-            uow.emit(deps.event(events.OCR_COMPLETED, {
-                "job_id": job.id, "user_id": job.user_id, "status": ocr.FAILED,
-                "error": error.detail}, subject=job.id))
+def _fail(uow: UnitOfWork, job: Job, token: str, error: ScanlineError) -> None:
+    with uow:
+        if uow.jobs.fail(job.id, token, error.detail):
+            uow.emit(OcrCompleted(job_id=job.id, user_id=job.user_id, status=ocr.FAILED,
+                                  error=error.detail[:2000]), subject=job.id)
     log.warning("ocr job %s failed: %s", job.id, error.detail)
 
 
-def _finish(context: Context, job: Job, result: dict[str, Any]) -> bool:
-    deps = context.deps
-    with deps.uow() as uow:
-        if not jobs.complete(uow.conn, job.id, **result):
-            return False  # a concurrent duplicate finished it first
-        uow.emit(deps.event(events.OCR_COMPLETED, {
-            "job_id": job.id, "user_id": job.user_id, "status": ocr.DONE,
-            "engine": result["engine"]}, subject=job.id))
-        to = jobs.user_email(uow.conn, job.user_id)
+def _finish(uow: UnitOfWork, job: Job, token: str, result: dict[str, Any]) -> bool:
+    with uow:
+        if not uow.jobs.complete(job.id, token, **result):
+            return False  # the lease passed to another worker, which finishes the job
+        uow.emit(OcrCompleted(job_id=job.id, user_id=job.user_id, status=ocr.DONE,
+                              engine=result["engine"]), subject=job.id)
+        to = uow.users.email_of(job.user_id)
         if to:
-            uow.emit(deps.event(events.EMAIL_REQUESTED,
-                                {"to": to, **ocr.completion_email(job.id, result["text"])},
-                                subject=job.user_id))
+            uow.emit(ocr.completion_email(to, job.id, result["text"]), subject=job.user_id)
         else:
             log.warning("ocr job %s: owner has no email address; no email sent", job.id)
     return True
 
 
-def handle(event: Event, context: Context) -> Response:
-    if event.type != events.OCR_REQUESTED:
-        raise BadRequest(f"ocr handles {events.OCR_REQUESTED} events, not {event.type}")
-    data = validate(event.data, OCR_REQUESTED)
-    deps = context.deps
-    service = deps.ocr
-    if data["bucket"] != deps.store.bucket:
-        raise BadRequest(f"bucket {data['bucket']!r} is not this deployment's upload bucket")
-    with deps.uow() as uow:
-        job = jobs.claim(uow.conn, data["job_id"])
-    if job is None:
-        return Response({"status": "ignored", "job_id": data["job_id"]})
-    if job.object_key != data["key"] or job.user_id != data["user_id"]:
-        raise BadRequest("the event does not match the job it names")
-    if job.attempts > service.config.max_attempts:
+@routes.event(OcrRequested, emits=[OcrCompleted, EmailRequested], inbox=False)
+def recognise(event: OcrRequested, uow: UnitOfWork, store: ObjectStore,
+              ocr_service: OcrService, clock: Clock) -> Response:
+    if event.bucket != store.bucket:
+        raise BadRequest(f"bucket {event.bucket!r} is not this deployment's upload bucket")
+    config = ocr_service.config
+    with uow:
+        job = uow.jobs.get(event.job_id)
+        if job is not None and (job.object_key, job.user_id) != (event.key, event.user_id):
+            raise BadRequest("the event does not match the job it names")
+        claim = uow.jobs.claim(event.job_id, now=clock.now(), lease=config.lease)
+    if claim.outcome is ClaimOutcome.FINISHED:
+        return Response({"status": "ignored", "job_id": event.job_id})
+    if claim.outcome is ClaimOutcome.BUSY:
+        raise DependencyUnavailable(
+            "ocr-job", f"job {event.job_id} is being recognised by another worker",
+            headers={"Retry-After": str(int(config.lease.total_seconds()))})
+    job, token = claim.job, claim.token
+    assert job is not None and token is not None
+    if job.attempts > config.max_attempts:
         error = InvalidInput(f"gave up after {job.attempts - 1} attempts that did not finish")
-        _fail(context, job, error)
+        _fail(uow, job, token, error)
         raise error
     started = time.monotonic()
-    try:
-        blob = deps.store.get(job.object_key)
-        fetched = time.monotonic()
-        page = load_page(blob, service.config.limits)
-    except ScanlineError as exc:
-        if exc.status >= 500:
-            raise  # S3 unavailable: the message is retried
-        _fail(context, job, exc)  # object gone (404), not an image (415), a bomb (413)
-        raise
-    decoded = time.monotonic()
-    outcome = service.recognize(page)
+    with lease.kept(uow, job.id, token, clock, config.lease):
+        try:
+            blob = store.get(job.object_key)
+            fetched = time.monotonic()
+            page = load_page(blob, config.limits)
+        except ScanlineError as exc:
+            if exc.status >= 500:
+                raise  # S3 unavailable: the message is retried
+            _fail(uow, job, token, exc)  # object gone (404), not an image (415), a bomb (413)
+            raise
+        decoded = time.monotonic()
+        outcome = ocr_service.recognize(page)
     timings = {"fetch_ms": round((fetched - started) * 1000, 1),
                "decode_ms": round((decoded - fetched) * 1000, 1),
                "batch_wait_ms": outcome.queued_ms, "engine_ms": outcome.engine_ms,
                "batch_size": outcome.batch_size, "total_ms": _ms(started)}
-    finished = _finish(context, job, {
+    finished = _finish(uow, job, token, {
         "engine": outcome.engine, "text": outcome.recognition.text,
         "words": [w.to_json() for w in outcome.recognition.words], "timings": timings})
-    if finished and service.config.delete_after_success:
-        deps.store.delete(job.object_key)
+    if finished and config.delete_after_success:
+        store.delete(job.object_key)
     return Response({"status": ocr.DONE if finished else "duplicate", "job_id": job.id})

@@ -8,9 +8,12 @@ exists" mail, at most one per address per ``ACCOUNT_EXISTS_MAIL`` window so that
 cannot be used to flood someone's inbox.
 """
 
-from scanline import events
-from scanline.adapters import accounts_repo
+from typing import Any
+
+from scanline.adapters.unit_of_work import UnitOfWork
+from scanline.clock import Clock
 from scanline.domain import account_emails
+from scanline.domain.passwords import PasswordHasher
 from scanline.domain.rate_limits import ACCOUNT_EXISTS_MAIL
 from scanline.domain.users import (
     EMAIL,
@@ -19,12 +22,9 @@ from scanline.domain.users import (
     email_key,
     normalise_email,
 )
-from scanline.errors import BadRequest
-from scanline.events import Event
-from scanline.runtime import Context, Response, Routes
-from scanline.validation import strict_object, validate
-
-DEPENDS_ON = ("db", "bus")
+from scanline.payloads import EmailRequested, UserRegistered
+from scanline.runtime import Response, Routes
+from scanline.validation import strict_object
 
 REGISTRATION = strict_object(
     {
@@ -41,32 +41,23 @@ PENDING = strict_object({"status": {"const": "pending_verification"}}, required=
 routes = Routes()
 
 
-@routes.route("/", "POST", summary="Create an account and mail a verification code",
-              request={"application/json": REGISTRATION}, responses={202: PENDING})
-def register(event: Event, context: Context) -> Response:
-    data = validate(event.data, REGISTRATION)
-    email = normalise_email(data["email"])
-    check_password_policy(data["password"])
-    deps = context.deps
-    password_hash = deps.passwords.hash(data["password"])  # outside the transaction
-    now = deps.clock.now()
-    with deps.uow() as uow:
+@routes.http("/", "POST", summary="Create an account and mail a verification code",
+             body={"application/json": REGISTRATION}, responses={202: PENDING},
+             emits=[UserRegistered, EmailRequested])
+def register(body: dict[str, Any], uow: UnitOfWork, passwords: PasswordHasher,
+             clock: Clock) -> Response:
+    email = normalise_email(body["email"])
+    check_password_policy(body["password"])
+    password_hash = passwords.hash(body["password"])  # outside the transaction
+    now = clock.now()
+    with uow:
         # Counted for new addresses too, so both paths do the same database work.
-        mail_limited = accounts_repo.hit(uow.conn, ACCOUNT_EXISTS_MAIL, email_key(email), now)
-        user_id = accounts_repo.create_user(uow.conn, email=email, name=data["name"],
-                                            password_hash=password_hash, now=now)
+        mail_limited = uow.limits.hit(ACCOUNT_EXISTS_MAIL, email_key(email), now)
+        user_id = uow.users.create(email=email, name=body["name"],
+                                   password_hash=password_hash, now=now)
         if user_id is None:
             if mail_limited is None:
-                uow.emit(deps.event(events.EMAIL_REQUESTED,
-                                    account_emails.account_exists(email)))
+                uow.emit(account_emails.account_exists(email))
         else:
-            uow.emit(deps.event(events.USER_REGISTERED,
-                                {"user_id": str(user_id), "email": email},
-                                subject=str(user_id)))
+            uow.emit(UserRegistered(user_id=str(user_id), email=email), subject=str(user_id))
     return Response({"status": "pending_verification"}, status=202)
-
-
-def handle(event: Event, context: Context) -> Response:
-    if event.type != events.HTTP_REQUEST:
-        raise BadRequest(f"register is called over HTTP, not with {event.type} events")
-    return routes.dispatch(event, context)

@@ -1,56 +1,42 @@
 """send-email: deliver an ``email.requested`` event through SMTP, once per event id.
 
-The event id is claimed in the same transaction that sends the mail, so a redelivered
-or duplicated event sends nothing twice; if SMTP is down the transaction rolls back and
-the 503 makes the broker redeliver later. A malformed event is a 4xx: dead-lettered.
+The runtime has already verified the event's signature (only the functions allowed to ask
+for mail can), checked its data (no control character reaches a header) and claimed its id
+in this transaction: a redelivered or replayed event sends nothing twice, and if SMTP is
+down the transaction rolls back and the 503 makes the broker redeliver later.
 """
 
 from email.message import EmailMessage
 from email.utils import make_msgid
 
-from scanline import events
-from scanline.errors import BadRequest
+from scanline.adapters.mail import SmtpMailer
+from scanline.adapters.unit_of_work import UnitOfWork
 from scanline.events import Event
-from scanline.runtime import Context, Response
-from scanline.validation import strict_object, validate
+from scanline.payloads import EmailRequested, EmailSent
+from scanline.runtime import Response, Routes
+from scanline.settings import Settings
 
-DEPENDS_ON = ("db", "mail", "bus")
-
-EMAIL_REQUESTED = strict_object(
-    {
-        "to": {"type": "string", "format": "email", "maxLength": 320},
-        "subject": {"type": "string", "minLength": 1, "maxLength": 998},
-        "text": {"type": "string", "maxLength": 1_000_000},
-        "html": {"type": "string", "maxLength": 2_000_000},
-    },
-    required=["to", "subject", "text"],
-)
+routes = Routes()
 
 
-def compose(event: Event, sender: str) -> EmailMessage:
-    data = validate(event.data, EMAIL_REQUESTED)
+def compose(mail: EmailRequested, event_id: str, sender: str) -> EmailMessage:
     message = EmailMessage()
     message["From"] = sender
-    message["To"] = data["to"]
-    message["Subject"] = data["subject"]
+    message["To"] = mail.to
+    message["Subject"] = mail.subject
     # Derived from the event id: a duplicate that slips through is recognisable downstream.
-    message["Message-ID"] = make_msgid(idstring=event.id.replace("-", ""), domain="scanline")
-    message["X-Scanline-Event-Id"] = event.id
-    message.set_content(data["text"])
-    if "html" in data:
-        message.add_alternative(data["html"], subtype="html")
+    message["Message-ID"] = make_msgid(idstring=event_id.replace("-", ""), domain="scanline")
+    message["X-Scanline-Event-Id"] = event_id
+    message.set_content(mail.text)
+    if mail.html is not None:
+        message.add_alternative(mail.html, subtype="html")
     return message
 
 
-def handle(event: Event, context: Context) -> Response:
-    if event.type != events.EMAIL_REQUESTED:
-        raise BadRequest(f"send-email handles {events.EMAIL_REQUESTED} events, not {event.type}")
-    deps = context.deps
-    message = compose(event, deps.settings.mail_from)
-    with deps.uow() as uow:
-        if not uow.claim(context.function, event.id):
-            return Response({"status": "duplicate", "id": event.id})
-        deps.mailer.send(message)
-        uow.emit(deps.event(events.EMAIL_SENT, {"to": message["To"], "request_id": event.id},
-                            subject=event.subject))
-    return Response({"status": "sent", "id": event.id})
+@routes.event(EmailRequested, emits=[EmailSent])
+def send(event: EmailRequested, envelope: Event, uow: UnitOfWork, mailer: SmtpMailer,
+         settings: Settings) -> Response:
+    with uow:
+        mailer.send(compose(event, envelope.id, settings.mail_from))
+        uow.emit(EmailSent(to=event.to, request_id=envelope.id), subject=envelope.subject)
+    return Response({"status": "sent", "id": envelope.id})

@@ -12,11 +12,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
-from scanline import events
-from scanline.adapters import accounts_repo
-from scanline.bootstrap import Container
+from scanline.adapters.unit_of_work import UnitOfWork
+from scanline.auth import Claims, KeyRing, TokenSigner
+from scanline.clock import Clock
+from scanline.domain.passwords import PasswordHasher
 from scanline.domain.rate_limits import LOGIN_FAILURES
 from scanline.domain.tokens import (
     ACCESS_TOKEN_LIFETIME,
@@ -24,22 +23,12 @@ from scanline.domain.tokens import (
     new_refresh_token,
     refresh_token_hash,
 )
-from scanline.domain.users import (
-    EMAIL,
-    check_password_length,
-    email_key,
-    normalise_email,
-)
-from scanline.errors import BadRequest, Forbidden, TooManyRequests, Unauthorized
-from scanline.events import Event
-from scanline.runtime import Context, Response, Routes
-from scanline.validation import strict_object, validate
-
-DEPENDS_ON = ("db",)
+from scanline.domain.users import EMAIL, check_password_length, email_key, normalise_email
+from scanline.errors import Forbidden, TooManyRequests, Unauthorized
+from scanline.runtime import Response, Routes
+from scanline.validation import strict_object
 
 REFRESH_TOKEN = {"type": "string", "minLength": 1, "maxLength": 512}
-GRANT = {"type": "object", "properties": {"grant_type": {"enum": ["password", "refresh_token"]}},
-         "required": ["grant_type"]}
 PASSWORD_GRANT = strict_object(
     {"grant_type": {"const": "password"},
      "username": EMAIL,
@@ -88,105 +77,97 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 routes = Routes()
 
 
-def _token_response(deps: Container, conn: Connection, user_id: uuid.UUID, family_id: uuid.UUID,
-                    now: datetime) -> dict[str, Any]:
+def _token_response(uow: UnitOfWork, token_signer: TokenSigner, user_id: uuid.UUID,
+                    family_id: uuid.UUID, now: datetime) -> dict[str, Any]:
     refresh_token = new_refresh_token()
-    accounts_repo.add_refresh_token(conn, token_hash=refresh_token_hash(refresh_token),
-                                    user_id=user_id, family_id=family_id, now=now,
-                                    expires_at=now + REFRESH_TOKEN_LIFETIME)
-    return {"access_token": deps.signer.issue(str(user_id)), "token_type": "bearer",
+    uow.refresh_tokens.add(token_hash=refresh_token_hash(refresh_token), user_id=user_id,
+                           family_id=family_id, now=now,
+                           expires_at=now + REFRESH_TOKEN_LIFETIME)
+    return {"access_token": token_signer.issue(str(user_id)), "token_type": "bearer",
             "expires_in": int(ACCESS_TOKEN_LIFETIME.total_seconds()),
             "refresh_token": refresh_token}
 
 
-def password_grant(deps: Container, data: dict[str, Any]) -> dict[str, Any]:
+def password_grant(data: dict[str, Any], uow: UnitOfWork, passwords: PasswordHasher,
+                   token_signer: TokenSigner, clock: Clock) -> dict[str, Any]:
     check_password_length(data["password"])  # before any hashing
     email = normalise_email(data["username"], field="username")
-    key, now = email_key(email), deps.clock.now()
-    with deps.db.connect() as conn:
-        retry_after = accounts_repo.blocked(conn, LOGIN_FAILURES, key, now)
-        user = accounts_repo.find_user_by_email(conn, email)
+    key, now = email_key(email), clock.now()
+    with uow:
+        retry_after = uow.limits.blocked(LOGIN_FAILURES, key, now)
+        user = uow.users.by_email(email)
     if retry_after is not None:
         raise TooManyRequests("too many failed logins for this account; try again later",
                               retry_after=retry_after)
     # Outside any transaction: hashing takes tens of milliseconds.
     stored_hash = user.password_hash if user is not None else None
-    if not deps.passwords.verify(data["password"], stored_hash) or user is None:
-        with deps.db.connect() as conn:
-            accounts_repo.hit(conn, LOGIN_FAILURES, key, now)
+    if not passwords.verify(data["password"], stored_hash) or user is None:
+        with uow:
+            uow.limits.hit(LOGIN_FAILURES, key, now)
         raise Unauthorized(BAD_CREDENTIALS)
     if user.verified_at is None:
         raise Forbidden("verify the email address before logging in")
     # After a change of hashing parameters, each account is upgraded at its next login.
-    upgraded = (deps.passwords.hash(data["password"])
-                if deps.passwords.needs_rehash(user.password_hash) else None)
-    with deps.db.connect() as conn:
-        accounts_repo.clear(conn, LOGIN_FAILURES, key)
+    upgraded = (passwords.hash(data["password"])
+                if passwords.needs_rehash(user.password_hash) else None)
+    with uow:
+        uow.limits.clear(LOGIN_FAILURES, key)
         if upgraded is not None:
-            accounts_repo.replace_password_hash(conn, user.id, upgraded)
-        return _token_response(deps, conn, user.id, uuid.uuid4(), now)
+            uow.users.replace_password_hash(user.id, upgraded)
+        return _token_response(uow, token_signer, user.id, uuid.uuid4(), now)
 
 
-def refresh_grant(deps: Container, data: dict[str, Any]) -> dict[str, Any]:
-    now = deps.clock.now()
-    with deps.db.connect() as conn:
-        token = accounts_repo.lock_refresh_token(conn, refresh_token_hash(data["refresh_token"]))
+def refresh_grant(data: dict[str, Any], uow: UnitOfWork, token_signer: TokenSigner,
+                  clock: Clock) -> dict[str, Any]:
+    now = clock.now()
+    with uow:
+        token = uow.refresh_tokens.lock(refresh_token_hash(data["refresh_token"]))
         if token is not None and token.rotated:
             # Reuse of a rotated token: someone else holds a copy. Kill the family (this
             # commits) and refuse.
-            accounts_repo.revoke_family(conn, token.family_id, now)
+            uow.refresh_tokens.revoke_family(token.family_id, now)
             token = None
         if token is not None and not token.revoked and token.expires_at > now:
-            accounts_repo.mark_rotated(conn, token.id, now)
-            return _token_response(deps, conn, token.user_id, token.family_id, now)
+            uow.refresh_tokens.mark_rotated(token.id, now)
+            return _token_response(uow, token_signer, token.user_id, token.family_id, now)
     raise Unauthorized(BAD_REFRESH_TOKEN)
 
 
-@routes.route("/", "POST", summary="Log in (password grant) or refresh the tokens",
-              request=_form_or_json(TOKEN_REQUEST), responses={200: TOKENS})
-def grant(event: Event, context: Context) -> Response:
-    data = validate(event.data, GRANT)
-    if data["grant_type"] == "password":
-        body = password_grant(context.deps, validate(data, PASSWORD_GRANT))
+@routes.http("/", "POST", summary="Log in (password grant) or refresh the tokens",
+             body=_form_or_json(TOKEN_REQUEST), responses={200: TOKENS})
+def grant(body: dict[str, Any], uow: UnitOfWork, passwords: PasswordHasher,
+          token_signer: TokenSigner, clock: Clock) -> Response:
+    if body["grant_type"] == "password":
+        tokens = password_grant(body, uow, passwords, token_signer, clock)
     else:
-        body = refresh_grant(context.deps, validate(data, REFRESH_GRANT))
-    return Response(body, headers=dict(NO_STORE))
+        tokens = refresh_grant(body, uow, token_signer, clock)
+    return Response(tokens, headers=dict(NO_STORE))
 
 
-@routes.route("/revoke", "POST", summary="Revoke a refresh token and its family",
-              request=_form_or_json(REVOCATION), responses={200: REVOKED})
-def revoke(event: Event, context: Context) -> Response:
+@routes.http("/revoke", "POST", summary="Revoke a refresh token and its family",
+             body=_form_or_json(REVOCATION), responses={200: REVOKED})
+def revoke(body: dict[str, Any], uow: UnitOfWork, clock: Clock) -> Response:
     """RFC 7009: the answer is 200 whether or not the token was valid."""
-    data = validate(event.data, REVOCATION)
-    deps = context.deps
-    with deps.db.connect() as conn:
-        token = accounts_repo.lock_refresh_token(conn, refresh_token_hash(data["refresh_token"]))
+    with uow:
+        token = uow.refresh_tokens.lock(refresh_token_hash(body["refresh_token"]))
         if token is not None:
-            accounts_repo.revoke_family(conn, token.family_id, deps.clock.now())
+            uow.refresh_tokens.revoke_family(token.family_id, clock.now())
     return Response({"status": "revoked"}, headers=dict(NO_STORE))
 
 
-@routes.route("/jwks.json", "GET", responses={200: JWKS})
-def jwks(event: Event, context: Context) -> Response:
+@routes.http("/jwks.json", "GET", responses={200: JWKS})
+def jwks(token_keys: KeyRing) -> Response:
     """The public keys that verify access tokens (RFC 7517)."""
-    return Response(context.deps.keys.jwks(), headers={"Cache-Control": "public, max-age=300"})
+    return Response(token_keys.jwks(), headers={"Cache-Control": "public, max-age=300"})
 
 
-@routes.route("/userinfo", "GET", responses={200: USERINFO}, auth=True)
-def userinfo(event: Event, context: Context) -> Response:
+@routes.http("/userinfo", "GET", responses={200: USERINFO}, auth=True)
+def userinfo(caller: Claims, uow: UnitOfWork) -> Response:
     """The account the access token belongs to."""
-    deps = context.deps
-    claims = deps.tokens.verify(context.bearer_token())
-    with deps.db.connect() as conn:
-        user = accounts_repo.find_user(conn, claims.subject)
+    with uow:
+        user = uow.users.get(caller.subject)
     if user is None:
         raise Unauthorized("the account of this token no longer exists")
     return Response({"sub": str(user.id), "name": user.name, "email": user.email,
                      "email_verified": user.verified_at is not None,
                      "created_at": user.created_at.isoformat()}, headers=dict(NO_STORE))
-
-
-def handle(event: Event, context: Context) -> Response:
-    if event.type != events.HTTP_REQUEST:
-        raise BadRequest(f"token is called over HTTP, not with {event.type} events")
-    return routes.dispatch(event, context)
