@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from infra import openapi
-from infra.local.stackfile import envsubst
+from infra.local.stackfile import EVENT_ONLY, duration_seconds, envsubst
 from scanline.adapters.topology import DEAD_LETTER_EXCHANGE, DELIVERY_LIMIT, EXCHANGE
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,15 +52,6 @@ KNATIVE_OVERRIDES = {
 DEAD_LETTER_IMAGE = "gcr.io/knative-releases/knative.dev/eventing/cmd/event_display"
 
 
-def _duration_seconds(value: str) -> float:
-    """A Go duration as the watchdog reads it (``35s``, ``2m``, ``1m30s``)."""
-    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", value)
-    if not parts or "".join(n + u for n, u in parts) != value:
-        raise ValueError(f"not a Go duration: {value!r}")
-    return sum(float(n) * units[u] for n, u in parts)
-
-
 @dataclass(frozen=True)
 class Fn:
     """One function of stack.yml with its defaults expanded."""
@@ -81,12 +72,17 @@ class Fn:
         return {str(k): _text(v) for k, v in (self.spec.get("labels") or {}).items()}
 
     @property
+    def event_only(self) -> bool:
+        annotations = self.spec.get("annotations") or {}
+        return _text(annotations.get(EVENT_ONLY, "")).lower() == "true"
+
+    @property
     def topics(self) -> list[str]:
         raw = _text((self.spec.get("annotations") or {}).get("topic", ""))
         return [t.strip() for t in raw.split(",") if t.strip()]
 
     def timeout(self, name: str) -> float:
-        return _duration_seconds(self.environment[name])
+        return duration_seconds(self.environment[name])
 
     @property
     def max_inflight(self) -> int:
@@ -155,9 +151,13 @@ def knative_service(fn: Fn) -> dict[str, Any]:
         "autoscaling.knative.dev/max-scale": labels.get("com.openfaas.scale.max", "5"),
         "autoscaling.knative.dev/target": labels.get("com.openfaas.scale.target", "10"),
     }
+    service_labels = _labels(fn.name)
+    if fn.event_only:
+        # Only the broker's triggers reach it: no route from outside the cluster.
+        service_labels["networking.knative.dev/visibility"] = "cluster-local"
     return {
         "apiVersion": "serving.knative.dev/v1", "kind": "Service",
-        "metadata": {"name": fn.name, "namespace": NAMESPACE, "labels": _labels(fn.name)},
+        "metadata": {"name": fn.name, "namespace": NAMESPACE, "labels": service_labels},
         "spec": {"template": {"metadata": {"labels": _labels(fn.name),
                                            "annotations": annotations},
                               "spec": spec}},
@@ -444,7 +444,7 @@ def gateway_conf(functions: list[Fn]) -> str:
               "    client_max_body_size 25m;",
               f"    proxy_read_timeout {longest + 5}s;",
               "    proxy_request_buffering off;"]
-    for fn in functions:
+    for fn in (fn for fn in functions if not fn.event_only):
         blocks += [f"    location = /function/{fn.name} {{ proxy_pass http://{fn.name}:"
                    f"{WATCHDOG_PORT}/; }}",
                    f"    location /function/{fn.name}/ {{ proxy_pass http://{fn.name}:"

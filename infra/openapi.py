@@ -1,10 +1,10 @@
 """The combined OpenAPI 3.1 document of every HTTP function in ``stack.yml``.
 
-A function is an HTTP function when it has no ``topic`` annotation (only the gateway calls
-it) or when its handler declares ``routes`` (issue-otp is both). The document is built by
-``scanline.runtime.openapi`` from the routes the handlers declare, the same declarations
-that validate their requests; ``python -m infra.generate`` writes it to
-``docs/openapi.json`` and a test fails when the committed copy differs.
+A function is an HTTP function when its handler's ``routes`` declare HTTP operations
+(issue-otp has both operations and an event handler; send-email and ocr only the latter).
+The document is built by ``scanline.runtime.openapi`` from the routes the handlers
+declare, the same declarations that validate their requests; ``python -m infra.generate``
+writes it to ``docs/openapi.json`` and a test fails when the committed copy differs.
 """
 
 from __future__ import annotations
@@ -38,12 +38,13 @@ def http_functions(stack: Stack | None = None) -> dict[str, ModuleType]:
     """Name → handler module of each function the gateway serves over HTTP, in stack order."""
     stack = stack or load(environ={})
     found = {}
-    for name, function in stack.functions.items():
+    for name in stack.functions:
         module = load_handler(stack, name)
-        if isinstance(getattr(module, "routes", None), Routes):
+        routes = getattr(module, "routes", None)
+        if not isinstance(routes, Routes):
+            raise ValueError(f"{name}'s handler declares no routes")
+        if routes.operations:
             found[name] = module
-        elif not function.topics:
-            raise ValueError(f"{name} is called over HTTP but its handler declares no routes")
     return found
 
 

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import pika
 import pika.exceptions
@@ -24,6 +25,7 @@ from pika.spec import Basic, BasicProperties
 
 from infra.local import paths
 from infra.local.secretgen import read_secret
+from scanline.adapters.topology import DEAD_LETTER_EXCHANGE, dead_letter_queue_of
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +35,24 @@ RETRY_CAP = 10.0
 
 class Outcome(enum.Enum):
     ACK = "ack"
-    DEAD_LETTER = "dead-letter"  # reject without requeue: the queue's DLX takes it
+    DEAD_LETTER = "dead-letter"  # to the dead-letter queue at once, with the reason
     RETRY = "retry"  # back off, then nack with requeue (the delivery limit bounds this)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """An outcome with the reason a message is dead-lettered (the function's problem
+    detail), which the dead letter keeps in its ``x-scanline-reason`` header."""
+
+    outcome: Outcome
+    reason: str = ""
+
+
+# Headers a dead letter carries besides RabbitMQ's x-death: why it died and where it was
+# first published (replay sends it there again).
+REASON_HEADER = "x-scanline-reason"
+ORIGIN_EXCHANGE_HEADER = "x-scanline-exchange"
+ORIGIN_ROUTING_KEY_HEADER = "x-scanline-routing-key"
 
 
 def backoff(attempt: int) -> float:
@@ -59,11 +77,15 @@ def connection_parameters(heartbeat: int = 30) -> pika.ConnectionParameters:
         blocked_connection_timeout=30, client_properties={"connection_name": "scanline-local"})
 
 
-Handler = Callable[[Basic.Deliver, BasicProperties, bytes], Outcome]
+Handler = Callable[[Basic.Deliver, BasicProperties, bytes], "Outcome | Verdict"]
 
 
 class Consumer(threading.Thread):
-    """Consume ``queue`` forever: declare, subscribe, hand out work, reconnect on loss."""
+    """Consume ``queue`` forever: declare, subscribe, hand out work, reconnect on loss.
+
+    A message the handler dead-letters is published, confirmed, to ``queue``'s dead-letter
+    queue with the reason in its headers, then acknowledged; if that publish fails it is
+    rejected instead (the queue's dead-letter exchange takes it, without the reason)."""
 
     def __init__(self, queue: str, declare: Callable[[BlockingChannel], None], handle: Handler,
                  *, prefetch: int, stop: threading.Event) -> None:
@@ -74,6 +96,7 @@ class Consumer(threading.Thread):
         self.prefetch = prefetch
         self.stop = stop
         self.pool = ThreadPoolExecutor(max_workers=prefetch, thread_name_prefix=queue)
+        self.dead_letters = Publisher()
 
     def run(self) -> None:
         failures = 0
@@ -88,6 +111,7 @@ class Consumer(threading.Thread):
                             extra={"queue": self.queue, "error": repr(exc), "retry_in": delay})
                 self.stop.wait(delay)
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self.dead_letters.close()
 
     def _consume(self) -> None:
         connection = pika.BlockingConnection(connection_parameters())
@@ -110,10 +134,16 @@ class Consumer(threading.Thread):
     def _work(self, connection: pika.BlockingConnection, channel: BlockingChannel,
               method: Basic.Deliver, properties: BasicProperties, body: bytes) -> None:
         try:
-            outcome = self.handle(method, properties, body)
+            verdict = self.handle(method, properties, body)
         except Exception:
             log.exception("handler failed", extra={"queue": self.queue})
-            outcome = Outcome.RETRY
+            verdict = Outcome.RETRY
+        if isinstance(verdict, Outcome):
+            verdict = Verdict(verdict)
+        outcome = verdict.outcome
+        if outcome is Outcome.DEAD_LETTER and self._dead_letter(method, properties, body,
+                                                                 verdict.reason):
+            outcome = Outcome.ACK
         if outcome is Outcome.RETRY:
             # Waiting here (not in the broker) keeps the message invisible to other
             # consumers meanwhile; the prefetch window bounds how many wait at once.
@@ -124,6 +154,24 @@ class Consumer(threading.Thread):
         except pika.exceptions.AMQPError:
             log.info("connection gone before settling; the broker will redeliver",
                      extra={"queue": self.queue})
+
+    def _dead_letter(self, method: Basic.Deliver, properties: BasicProperties, body: bytes,
+                     reason: str) -> bool:
+        """Put the message in the dead-letter queue with its reason; False if that failed."""
+        headers = {**(properties.headers or {}), REASON_HEADER: reason[:1000],
+                   ORIGIN_EXCHANGE_HEADER: method.exchange,
+                   ORIGIN_ROUTING_KEY_HEADER: method.routing_key}
+        copy = BasicProperties(content_type=properties.content_type, delivery_mode=2,
+                               message_id=properties.message_id, type=properties.type,
+                               headers=headers)
+        try:
+            self.dead_letters.publish(DEAD_LETTER_EXCHANGE, dead_letter_queue_of(self.queue),
+                                      body, copy)
+            return True
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            log.warning("dead letter not published with its reason; rejecting instead",
+                        extra={"queue": self.queue, "error": repr(exc)})
+            return False
 
     @staticmethod
     def _settle(channel: BlockingChannel, tag: int, outcome: Outcome) -> None:

@@ -18,7 +18,12 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 
-from infra.local.amqp import connection_parameters
+from infra.local.amqp import (
+    ORIGIN_EXCHANGE_HEADER,
+    ORIGIN_ROUTING_KEY_HEADER,
+    REASON_HEADER,
+    connection_parameters,
+)
 from infra.local.stackfile import load
 from scanline.adapters.topology import EXCHANGE, dead_letter_queue
 
@@ -48,12 +53,19 @@ class DeadLetter:
     @property
     def origin(self) -> tuple[str, str]:
         """(exchange, routing key) of the original publish."""
+        headers = self.properties.headers or {}
+        if ORIGIN_ROUTING_KEY_HEADER in headers:  # dead-lettered by the trigger itself
+            return (str(headers.get(ORIGIN_EXCHANGE_HEADER, EXCHANGE)),
+                    str(headers[ORIGIN_ROUTING_KEY_HEADER]))
         death = self._death()
         keys = death.get("routing-keys") or [self.method.routing_key]
         return str(death.get("exchange", EXCHANGE)), str(keys[0])  # type: ignore[index]
 
     @property
     def reason(self) -> str:
+        headers = self.properties.headers or {}
+        if REASON_HEADER in headers:
+            return str(headers[REASON_HEADER])
         death = self._death()
         return f"{death.get('reason', '?')} x{death.get('count', 1)}"
 

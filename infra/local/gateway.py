@@ -1,10 +1,14 @@
 """Local stand-in for the OpenFaaS gateway: the same URLs, in front of local processes.
 
 - ``/function/<name>[/<path>]`` proxies to the function, streaming both bodies (waitress
-  spools large uploads to disk; the proxy never holds a 20 MiB body in memory).
+  spools large uploads to disk; the proxy never holds a 20 MiB body in memory). A body
+  whose ``Content-Length`` is over the function's ``MAX_REQUEST_BYTES`` is refused (413)
+  before it is read; a function marked ``io.scanline.event-only`` is not served at all
+  (404): only its queue's trigger reaches it.
 - ``/async-function/<name>[/<path>]`` answers 202 + ``X-Call-Id`` after the request is
   confirmed by RabbitMQ; a worker invokes the function later and POSTs the result to
-  ``X-Callback-Url`` (the OpenFaaS queue-worker's contract).
+  ``X-Callback-Url`` (the OpenFaaS queue-worker's contract) — only when its host is on
+  ``GATEWAY_CALLBACK_HOSTS`` (empty by default: no callbacks), never following redirects.
 - ``/healthz`` reports every function and dependency; ``/system/functions`` lists functions.
 Errors are RFC 9457 problem documents, like the functions' own.
 """
@@ -37,6 +41,7 @@ from infra.local.secretgen import read_secret
 from infra.local.stackfile import Function, Stack, load
 from infra.local.trigger import declare_topology
 from scanline.adapters.topology import queue_name
+from scanline.domain import callbacks
 from scanline.logs import configure as configure_logging
 
 log = logging.getLogger("gateway")
@@ -49,11 +54,12 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriza
               "trailer", "trailers", "transfer-encoding", "upgrade", "host", "content-length"}
 CHUNK = 64 * 1024
 FUNCTION_TIMEOUT = float(os.environ.get("GATEWAY_FUNCTION_TIMEOUT", "60"))
+CALLBACK_HOSTS = callbacks.parse_hosts(os.environ.get("GATEWAY_CALLBACK_HOSTS", ""))
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
-REASONS = {200: "OK", 202: "Accepted", 404: "Not Found", 405: "Method Not Allowed",
-           413: "Content Too Large", 502: "Bad Gateway", 503: "Service Unavailable",
-           504: "Gateway Timeout"}
+REASONS = {200: "OK", 202: "Accepted", 400: "Bad Request", 404: "Not Found",
+           405: "Method Not Allowed", 413: "Content Too Large", 502: "Bad Gateway",
+           503: "Service Unavailable", 504: "Gateway Timeout"}
 
 
 def problem(start_response: StartResponse, status: int, detail: str) -> list[bytes]:
@@ -144,12 +150,27 @@ class Gateway:
     def _function(self, name: str) -> Function | None:
         return self.stack.functions.get(name)
 
-    # --- synchronous proxy -------------------------------------------------------------
-    def proxy(self, environ: dict[str, Any], start_response: StartResponse, name: str,
-              sub_path: str) -> Iterable[bytes]:
+    def _reachable(self, start_response: StartResponse, name: str,
+                   environ: dict[str, Any]) -> Function | list[bytes]:
+        """The function an outside caller may invoke with this body, or the problem."""
         function = self._function(name)
         if function is None:
             return problem(start_response, 404, f"function {name!r} is not deployed")
+        if function.event_only:
+            return problem(start_response, 404, f"function {name!r} takes events from its "
+                                                "queue only; it has no public endpoint")
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        if length > function.max_request_bytes:
+            return problem(start_response, 413, f"the body is {length} bytes; {name} accepts "
+                                                f"at most {function.max_request_bytes}")
+        return function
+
+    # --- synchronous proxy -------------------------------------------------------------
+    def proxy(self, environ: dict[str, Any], start_response: StartResponse, name: str,
+              sub_path: str) -> Iterable[bytes]:
+        function = self._reachable(start_response, name, environ)
+        if not isinstance(function, Function):
+            return function
         query = environ.get("QUERY_STRING", "")
         url = f"http://{paths.HOST}:{function.port}{quote(sub_path, safe='/%:@!$&()*+,;=~')}"
         if query:
@@ -180,8 +201,13 @@ class Gateway:
     # --- asynchronous invocation -------------------------------------------------------
     def enqueue(self, environ: dict[str, Any], start_response: StartResponse, name: str,
                 sub_path: str) -> Iterable[bytes]:
-        if self._function(name) is None:
-            return problem(start_response, 404, f"function {name!r} is not deployed")
+        function = self._reachable(start_response, name, environ)
+        if not isinstance(function, Function):
+            return function
+        callback = environ.get("HTTP_X_CALLBACK_URL", "")
+        if callback and not callbacks.allowed(callback, CALLBACK_HOSTS):
+            return problem(start_response, 400, "X-Callback-Url must be an http(s) URL on a "
+                                                "host in GATEWAY_CALLBACK_HOSTS")
         length = int(environ.get("CONTENT_LENGTH") or 0)
         if length > ASYNC_MAX_BYTES:
             return problem(start_response, 413,
@@ -195,7 +221,7 @@ class Gateway:
             headers={"function": name, "path": sub_path,
                      "query": environ.get("QUERY_STRING", ""),
                      "request-headers": json.dumps(headers),
-                     "callback-url": environ.get("HTTP_X_CALLBACK_URL", "")})
+                     "callback-url": callback})
         try:
             self.publisher.publish("", ASYNC_QUEUE, body, properties)
         except (pika.exceptions.AMQPError, OSError) as exc:
@@ -212,8 +238,8 @@ class Gateway:
         name = str(meta.get("function", ""))
         function = self._function(name)
         call_id = properties.message_id or ""
-        if function is None:
-            log.warning("async call for unknown function", extra={"target": name})
+        if function is None or function.event_only:
+            log.warning("async call for a function that takes no calls", extra={"target": name})
             return Outcome.DEAD_LETTER
         url = f"http://{paths.HOST}:{function.port}{meta.get('path', '/')}"
         if meta.get("query"):
@@ -231,7 +257,7 @@ class Gateway:
         log.info("async invoked", extra={"target": name, "call_id": call_id,
                                          "status": response.status_code})
         callback = str(meta.get("callback-url", ""))
-        if callback:
+        if callback and callbacks.allowed(callback, CALLBACK_HOSTS):
             self._callback(callback, name, call_id, response)
         return Outcome.ACK
 
@@ -241,7 +267,8 @@ class Gateway:
                    "Content-Type": response.headers.get("Content-Type",
                                                         "application/octet-stream")}
         try:
-            self.session.post(url, data=response.content, headers=headers, timeout=10)
+            self.session.post(url, data=response.content, headers=headers, timeout=10,
+                              allow_redirects=False)
         except requests.RequestException as exc:
             # The function already ran; a lost callback is logged, not retried (as OpenFaaS).
             log.warning("callback failed", extra={"call_id": call_id, "error": repr(exc)})

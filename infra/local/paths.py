@@ -30,6 +30,10 @@ RABBITMQ_PORT = int(os.environ.get("RABBITMQ_PORT", "5672"))
 S3_PORT = 9000
 SMTP_PORT = 1025
 MAIL_WEB_PORT = 8025
+# The one place the local gateway POSTs async callbacks to (its GATEWAY_CALLBACK_HOSTS):
+# a receiver of your own on this loopback port. Nothing else, so X-Callback-Url cannot
+# make the gateway call the stack's own services.
+CALLBACK_PORT = int(os.environ.get("CALLBACK_PORT", "8099"))
 
 S3_BUCKET = "scanline-uploads"
 DB_NAME = "scanline"

@@ -1,21 +1,31 @@
 """Generate the secret files stack.yml names, once, under ``.local/secrets``.
 
 A secret is never overwritten: the database role and the broker user are set from these
-files, so regenerating one would lock the running stack out of its own services.
+files, so regenerating one would lock the running stack out of its own services. The one
+exception is the event keyring (``event-public-keys``), which holds no secret and is
+derived: it is rewritten from the ``event-key-<function>`` files beside it (plus the
+public keys a rotation keeps, ``rotate_event_key``) every time.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import secrets
 import string
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
 from infra.local import paths
+from scanline.secrets import EVENT_KEYRING, event_key_secret, secret_kind
+from scanline.signing import Keyring, TrustedKey, key_id, keyring_document
 
 ALWAYS = ("postgres-password", "rabbitmq-password", "s3-access-key", "s3-secret-key")
+RETIRED_KEYS = "event-retired-keys.json"
 
 
 def _password() -> str:
@@ -32,9 +42,6 @@ def _access_key() -> str:
 
 
 def _ed25519_pem() -> str:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
     return Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption()).decode()
@@ -48,32 +55,106 @@ GENERATORS: dict[str, Callable[[], str]] = {
 }
 
 
-def secret_kinds() -> dict[str, str]:
-    """``scanline.secrets.SECRET_KINDS`` when it exists; otherwise every secret is a password."""
-    try:
-        from scanline.secrets import SECRET_KINDS
-    except ImportError:
-        return {}
-    return dict(SECRET_KINDS)
+def _write(path: Path, value: str, *, replace: bool = False) -> None:
+    """Write a secret file created 0600 (never readable by others, not even briefly)."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.unlink(missing_ok=True)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value if value.endswith("\n") else value + "\n")
+    if replace:
+        temporary.replace(path)
+    else:
+        os.link(temporary, path)  # fails if the file appeared meanwhile: never overwrite
+        temporary.unlink()
 
 
 def ensure_secrets(names: Iterable[str], directory: Path = paths.SECRETS_DIR) -> list[str]:
-    """Create missing secret files (0600 in a 0700 directory); return the names created."""
+    """Create missing secret files (0600 in a 0700 directory); return the names created.
+    The event keyring is rewritten from the event keys whenever it is among ``names``."""
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o700)
-    kinds = secret_kinds()
     created = []
-    for name in sorted(set(names) | set(ALWAYS)):
+    wanted = sorted(set(names) | set(ALWAYS))
+    for name in wanted:
         path = directory / name
-        if path.exists():
+        if path.exists() or name == EVENT_KEYRING:
             continue
-        value = GENERATORS[kinds.get(name, "password")]()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(value if value.endswith("\n") else value + "\n")
+        _write(path, GENERATORS[secret_kind(name) or "password"]())
         created.append(name)
+    if EVENT_KEYRING in wanted:
+        write_keyring(directory)
     return created
+
+
+def _public_key(pem: str) -> Ed25519PublicKey:
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    assert isinstance(key, Ed25519PrivateKey), "event keys are Ed25519"
+    return key.public_key()
+
+
+def _retired(directory: Path) -> dict[str, list[dict[str, str]]]:
+    """Public keys kept from rotations (``event-retired-keys.json``, not a secret either)."""
+    path = directory / RETIRED_KEYS
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def write_keyring(directory: Path = paths.SECRETS_DIR) -> Path:
+    """``event-public-keys`` from every ``event-key-<function>`` file and the retired keys."""
+    keys: dict[str, list[Ed25519PublicKey]] = {}
+    for path in sorted(directory.glob(event_key_secret("*"))):
+        producer = path.name.removeprefix(event_key_secret(""))
+        keys.setdefault(producer, []).append(_public_key(path.read_text()))
+    document = keyring_document(keys)
+    document["keys"] += [jwk for jwks in _retired(directory).values() for jwk in jwks]
+    path = directory / EVENT_KEYRING
+    _write(path, json.dumps(document, indent=1, sort_keys=True), replace=True)
+    return path
+
+
+def rotate_event_key(function: str, directory: Path = paths.SECRETS_DIR) -> None:
+    """Give ``function`` a new signing key, keeping the old public key in the keyring so
+    events it already signed stay valid. Deploy the keyring to the consumers before the
+    new key to the producer; ``retire_event_keys`` drops the old ones after the replay
+    window (``EVENT_MAX_AGE_SECONDS``)."""
+    path = directory / event_key_secret(function)
+    retired = _retired(directory)
+    old = Keyring(TrustedKey(key_id(k), function, k) for k in [_public_key(path.read_text())])
+    retired.setdefault(function, []).extend(old.document()["keys"])
+    _write(directory / RETIRED_KEYS, json.dumps(retired, indent=1, sort_keys=True),
+           replace=True)
+    _write(path, _ed25519_pem(), replace=True)
+    write_keyring(directory)
+
+
+def retire_event_keys(directory: Path = paths.SECRETS_DIR) -> None:
+    """Forget the public keys kept by rotations (after the replay window has passed)."""
+    (directory / RETIRED_KEYS).unlink(missing_ok=True)
+    write_keyring(directory)
 
 
 def read_secret(name: str, directory: Path = paths.SECRETS_DIR) -> str:
     return (directory / name).read_text().strip()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m infra.local.secretgen rotate-event-key FUNCTION | retire-event-keys``
+    (``SECRETS_DIR`` picks the folder; then upload with infra/openfaas/create-secrets.sh)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m infra.local.secretgen")
+    commands = parser.add_subparsers(dest="command", required=True)
+    rotate = commands.add_parser("rotate-event-key", help="a new signing key for a function")
+    rotate.add_argument("function")
+    commands.add_parser("retire-event-keys", help="drop public keys kept by rotations")
+    args = parser.parse_args(argv)
+    if args.command == "rotate-event-key":
+        rotate_event_key(args.function)
+        print(f"new {event_key_secret(args.function)}; {EVENT_KEYRING} keeps the old key")
+    else:
+        retire_event_keys()
+        print(f"{EVENT_KEYRING} now holds only the current keys")
+
+
+if __name__ == "__main__":
+    main()

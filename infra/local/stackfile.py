@@ -17,6 +17,10 @@ from typing import Any
 import yaml
 
 from infra.local.paths import REPO
+from scanline.settings import Settings
+
+EVENT_ONLY = "io.scanline.event-only"
+DEFAULT_MAX_REQUEST_BYTES = Settings.max_request_bytes
 
 _VARIABLE = re.compile(
     r"\$(?:\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?-)(?P<default>[^}]*))?\}"
@@ -41,6 +45,15 @@ def envsubst(text: str, environ: Mapping[str, str] | None = None) -> str:
     return _VARIABLE.sub(replace, text)
 
 
+def duration_seconds(value: str) -> float:
+    """A Go duration as the watchdog reads it (``35s``, ``2m``, ``1m30s``)."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        raise ValueError(f"not a Go duration: {value!r}")
+    return sum(float(n) * units[u] for n, u in parts)
+
+
 @dataclass(frozen=True)
 class Function:
     """One entry of ``functions:``; ``port`` is where its local process listens."""
@@ -54,6 +67,20 @@ class Function:
     annotations: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     image: str = ""
+
+    @property
+    def event_only(self) -> bool:
+        """Marked ``io.scanline.event-only``: no outside caller may reach it."""
+        return self.annotations.get(EVENT_ONLY, "").lower() == "true"
+
+    @property
+    def max_request_bytes(self) -> int:
+        """The body limit the function enforces (the gateway refuses larger ones first)."""
+        return int(self.environment.get("MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES))
+
+    def timeout(self, name: str, default: str = "30s") -> float:
+        """One of the watchdog's timeouts (``exec_timeout``, ...) in seconds."""
+        return duration_seconds(self.environment.get(name, default))
 
     @property
     def topics(self) -> tuple[str, ...]:

@@ -56,7 +56,9 @@ stdout_logfile_backups=2
 def service_environment() -> dict[str, str]:
     return {"PYTHONPATH": str(paths.REPO), "PYTHONUNBUFFERED": "1",
             "MAIL_DIR": str(paths.mail_dir()), "GATEWAY_PORT": str(paths.GATEWAY_PORT),
-            "FUNCTION_PORT_BASE": os.environ.get("FUNCTION_PORT_BASE", "8100")}
+            "FUNCTION_PORT_BASE": os.environ.get("FUNCTION_PORT_BASE", "8100"),
+            "GATEWAY_CALLBACK_HOSTS": os.environ.get("GATEWAY_CALLBACK_HOSTS",
+                                                     f"{paths.HOST}:{paths.CALLBACK_PORT}")}
 
 
 def render(stack: Stack) -> str:

@@ -21,7 +21,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 
 from infra.local import paths
-from infra.local.amqp import Consumer, Outcome, delivery_count
+from infra.local.amqp import Consumer, Outcome, Verdict, delivery_count
 from infra.local.stackfile import Function, load
 from scanline.adapters.topology import (
     DEAD_LETTER_EXCHANGE,
@@ -62,20 +62,33 @@ def outcome_for(status: int) -> Outcome:
     return Outcome.RETRY
 
 
+def _reason(response: requests.Response) -> str:
+    """The function's own account of a failure: its problem document's detail."""
+    if response.status_code < 300:
+        return ""
+    try:
+        detail = response.json().get("detail", "")
+    except (ValueError, AttributeError):
+        detail = ""
+    return f"{response.status_code} {detail or response.reason}".strip()
+
+
 class Deliverer:
     """POST one message to one function and decide what the broker should do with it."""
 
     def __init__(self, function: Function, timeout: float) -> None:
+        """``timeout`` is the least the trigger waits; never less than the function's own
+        ``exec_timeout`` (plus a margin), or a long job would be redelivered mid-run."""
         self.function = function
         # Locally each function listens on its own port; in compose it is the service of
         # that name on the watchdog's port (FUNCTION_URL_TEMPLATE=http://{name}:8080/).
         template = os.environ.get("FUNCTION_URL_TEMPLATE", f"http://{paths.HOST}:{{port}}/")
         self.url = template.format(name=function.name, port=function.port)
-        self.timeout = timeout
+        self.timeout = max(timeout, function.timeout("exec_timeout") + 5)
         self.session = requests.Session()
 
     def __call__(self, method: Basic.Deliver, properties: BasicProperties,
-                 body: bytes) -> Outcome:
+                 body: bytes) -> Outcome | Verdict:
         headers = {
             "Content-Type": CONTENT_TYPE,
             "X-Topic": method.routing_key,
@@ -94,7 +107,7 @@ class Deliverer:
         level = logging.INFO if outcome is Outcome.ACK else logging.WARNING
         log.log(level, "delivered", extra={**context, "status": response.status_code,
                                             "outcome": outcome.value})
-        return outcome
+        return Verdict(outcome, _reason(response))
 
 
 def subscribe(function: Function, *, prefetch: int, delivery_limit: int, timeout: float,
