@@ -42,10 +42,10 @@ from bench.machine import children_running, cpu_used, foreign_load, mean_while_b
 from bench.ocr_client import OcrClient
 from bench.ocr_samples import Sample, generated, padded_png
 from bench.stats import percentile
-from scanline import events
 from scanline.ocr.engines import Engine, KerasOcrEngine, TesseractEngine
 from scanline.ocr.images import ImageLimits, Page, load_page
 from scanline.ocr.service import OcrService, OcrSettings
+from scanline.payloads import OcrRequested
 from scanline.settings import Settings
 from tests.support.broker import EventTap
 from tests.support.outages import program_stopped
@@ -150,7 +150,7 @@ def broker_bytes(client: OcrClient, tap: EventTap) -> list[dict[str, int]]:
     rows = []
     for size in (100 * 1024, 1024 * 1024, 10 * 1024 * 1024):
         image = padded_png(size)
-        with tap.listen(events.OCR_REQUESTED) as received:
+        with tap.listen(OcrRequested.TYPE) as received:
             job_id = client.upload(image).json()["job_id"]
             received.wait_until(lambda e, j=job_id: e.subject == j, timeout=30)
             raw = next(b for b, e in zip(received.raw, received.events, strict=True)

@@ -1,77 +1,90 @@
 """stack.yml, the code and every generated manifest tell the same story.
 
-Event types and secret names are read from the code itself (the handlers' ``events.X``
-usage and the ``secrets.read``/``_optional_secret`` literals), so a handler that stops
-emitting an event, or a new secret nobody mounts, fails here before a deployment does.
+What each function consumes and emits is read from its handler's declared ``routes``, and
+the secrets it reads from the code itself (``secrets.read``/``_optional_secret`` literals
+plus the event keys its routes imply), so a handler that stops emitting an event, or a
+new secret nobody mounts, fails here before a deployment does.
 """
 
 from __future__ import annotations
 
-import ast
 import re
-from pathlib import Path
 
 import yaml
 
-from infra import generate
 from infra.generate import COMPOSE_OVERRIDES, KNATIVE_OVERRIDES, REPO, trigger_name
-from scanline import events
-from scanline.secrets import SECRET_KINDS
+from infra.local.stackfile import duration_seconds, load
+from infra.openapi import load_handler
+from scanline import payloads
+from scanline.runtime.routing import Routes
+from scanline.secrets import EVENT_KEYRING, SECRET_KINDS, event_key_secret
 from tests.deploy.manifests import documents, functions
 
 CODE = [*sorted((REPO / "functions").glob("*/handler.py")),
         *sorted((REPO / "scanline").rglob("*.py"))]
+STACK = load(environ={})
+ROUTES: dict[str, Routes] = {name: load_handler(STACK, name).routes for name in STACK.functions}
 
 
-def _event_constant(node: ast.AST) -> str | None:
-    if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
-            and node.value.id == "events" and isinstance(getattr(events, node.attr, None), str)):
-        return getattr(events, node.attr)
-    return None
+def emits(name: str) -> set[str]:
+    return {p.TYPE for _, types in ROUTES[name].views() for p in types}
 
 
-def emitted_types(paths: list[Path]) -> set[str]:
-    """Types passed to ``<something>.event(events.X, ...)`` (``deps.event``)."""
-    found = set()
-    for path in paths:
-        for node in ast.walk(ast.parse(path.read_text())):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                    and node.func.attr == "event" and node.args):
-                constant = _event_constant(node.args[0])
-                if constant:
-                    found.add(constant)
-    return found
+def consumes(name: str) -> set[str]:
+    return set(ROUTES[name].events)
 
 
-def accepted_types(handler: Path) -> set[str]:
-    """Types the handler compares ``event.type`` with (``==``, ``!=``, ``in``)."""
-    found = set()
-    for node in ast.walk(ast.parse(handler.read_text())):
-        if (isinstance(node, ast.Compare) and isinstance(node.left, ast.Attribute)
-                and node.left.attr == "type"):
-            for comparator in node.comparators:
-                items = (comparator.elts if isinstance(comparator, ast.Tuple | ast.Set)
-                         else [comparator])
-                found |= {c for c in map(_event_constant, items) if c}
-    return found
+def test_topics_are_exactly_the_event_handlers_and_each_is_emitted_by_an_allowed_producer(
+        ) -> None:
+    for name, fn in functions().items():
+        assert set(fn.topics) == consumes(name), name
+        for topic in fn.topics:
+            producers = {p for p in STACK.functions if topic in emits(p)}
+            assert producers, f"{name} subscribes to {topic}, which nothing emits"
+            payload = payloads.by_type(topic)
+            assert payload is not None and producers <= payload.PRODUCERS, topic
 
 
-def test_every_topic_is_emitted_by_some_function_and_accepted_by_its_subscriber() -> None:
-    emitted = emitted_types(CODE)
-    subscribed = {fn.name: fn.topics for fn in functions().values() if fn.topics}
-    assert subscribed, "no function subscribes to any event"
-    for name, topics in subscribed.items():
-        handler = REPO / "functions" / name / "handler.py"
-        for topic in topics:
-            assert topic in emitted, f"{name} subscribes to {topic}, which nothing emits"
-            assert topic in accepted_types(handler), f"{name}'s handler does not accept {topic}"
+def test_every_emitted_type_is_consumed_or_is_a_notification() -> None:
+    # email.sent, user.verified and ocr.completed are for outside subscribers (Knative
+    # triggers, a webhook); everything else must reach a function.
+    consumed = {t for name in STACK.functions for t in consumes(name)}
+    emitted = {t for name in STACK.functions for t in emits(name)}
+    notifications = {payloads.EmailSent.TYPE, payloads.UserVerified.TYPE,
+                     payloads.OcrCompleted.TYPE}
+    assert emitted - consumed == notifications
+    assert {payloads.UserRegistered.TYPE, payloads.EmailRequested.TYPE,
+            payloads.OcrRequested.TYPE} <= consumed
 
 
-def test_the_ast_scan_sees_the_known_event_flow() -> None:
-    # Guards the scanner itself: these come straight from DESIGN.md's table.
-    emitted = emitted_types(CODE)
-    assert {events.USER_REGISTERED, events.EMAIL_REQUESTED, events.OCR_REQUESTED} <= emitted
-    assert accepted_types(REPO / "functions/send-email/handler.py") == {events.EMAIL_REQUESTED}
+def test_functions_with_no_http_operation_are_marked_event_only() -> None:
+    for name, fn in STACK.functions.items():
+        assert fn.event_only == (not ROUTES[name].operations), name
+
+
+_SECRET_READ = re.compile(r"""(?:secrets\.read|_optional_secret)\(\s*["']([a-z0-9-]+)["']""")
+
+
+def read_by_code() -> set[str]:
+    return {m for path in CODE for m in _SECRET_READ.findall(path.read_text())}
+
+
+def test_secrets_named_in_stack_yml_are_exactly_those_the_code_reads() -> None:
+    read = read_by_code()
+    named = {s for fn in functions().values() for s in fn.secrets}
+    event_keys = {event_key_secret(n) for n in STACK.functions if emits(n)}
+    assert read, "no secret reads found: the scanner is broken"
+    assert named - read - event_keys - {EVENT_KEYRING} == set(), "mounted but never read"
+    assert read - named == set(), f"read but never mounted: {read - named}"
+    assert read <= set(SECRET_KINDS)
+
+
+def test_each_function_mounts_its_own_event_key_and_the_keyring_only_if_it_needs_them(
+        ) -> None:
+    for name, fn in functions().items():
+        keys = {s for s in fn.secrets if s.startswith(event_key_secret(""))}
+        assert keys == ({event_key_secret(name)} if emits(name) else set()), name
+        assert (EVENT_KEYRING in fn.secrets) == bool(consumes(name)), name
 
 
 def test_knative_triggers_match_topic_annotations_one_to_one() -> None:
@@ -103,18 +116,6 @@ def test_openfaas_queues_keda_and_topology_name_the_same_topics() -> None:
     (trigger,) = scaled["spec"]["triggers"]
     assert trigger["metadata"]["mode"] == "QueueLength"
     assert [trigger["metadata"]["queueName"]] == functions()["ocr"].topics
-
-
-_SECRET_READ = re.compile(r"""(?:secrets\.read|_optional_secret)\(\s*["']([a-z0-9-]+)["']""")
-
-
-def test_secrets_named_in_stack_yml_are_exactly_those_the_code_reads() -> None:
-    read = {m for path in CODE for m in _SECRET_READ.findall(path.read_text())}
-    named = {s for fn in functions().values() for s in fn.secrets}
-    assert read, "no secret reads found: the scanner is broken"
-    assert named - read == set(), f"mounted but never read: {named - read}"
-    assert read - named == set(), f"read but never mounted: {read - named}"
-    assert read <= set(SECRET_KINDS)
 
 
 def test_only_the_token_function_holds_the_signing_keys() -> None:
@@ -155,9 +156,9 @@ def test_environment_agrees_across_stack_knative_and_compose() -> None:
 
 def test_timeouts_nest_from_handler_to_gateway() -> None:
     gateway = yaml.safe_load((REPO / "infra/openfaas/openfaas-values.yaml").read_text())["gateway"]
-    upstream = generate._duration_seconds(gateway["upstreamTimeout"])
-    assert generate._duration_seconds(gateway["readTimeout"]) > upstream
-    assert generate._duration_seconds(gateway["writeTimeout"]) > upstream
+    upstream = duration_seconds(gateway["upstreamTimeout"])
+    assert duration_seconds(gateway["readTimeout"]) > upstream
+    assert duration_seconds(gateway["writeTimeout"]) > upstream
     services = {s["metadata"]["name"]: s for s in documents(REPO / "infra/knative/services.yaml")}
     for fn in functions().values():
         exec_timeout = fn.timeout("exec_timeout")

@@ -3,6 +3,7 @@
 import pytest
 
 from infra import generate
+from infra.local.stackfile import duration_seconds
 
 
 def test_generated_files_are_in_sync_with_stack_yml() -> None:
@@ -21,11 +22,11 @@ def test_check_mode_reports_a_stale_file(tmp_path, monkeypatch) -> None:
 
 
 def test_go_durations_parse_like_the_watchdog() -> None:
-    assert generate._duration_seconds("1m30s") == 90
-    assert generate._duration_seconds("125s") == 125
+    assert duration_seconds("1m30s") == 90
+    assert duration_seconds("125s") == 125
 
 
 @pytest.mark.parametrize("bad", ["30", "3x", "s", "30s "])
 def test_malformed_durations_are_refused(bad: str) -> None:
     with pytest.raises(ValueError):
-        generate._duration_seconds(bad)
+        duration_seconds(bad)

@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bench.ocr_client import OcrClient
 from bench.ocr_samples import generated, padded_png, word_recall
 from infra.local.environment import function_environment
-from scanline import events
 from scanline.auth import KeyRing, TokenSettings, TokenSigner
 from scanline.clock import FixedClock
+from scanline.payloads import OcrRequested
 from scanline.secrets import Secrets
 from scanline.settings import Settings
 from tests.support.broker import EventTap
@@ -98,7 +98,7 @@ def test_missing_forged_and_expired_tokens_are_401(stack: Stack, alice: OcrClien
 def test_the_message_for_a_10_mib_image_is_under_2_kib(alice: OcrClient, tap: EventTap) -> None:
     image = padded_png(10 * 1024 * 1024)
     assert len(image) >= 10 * 1024 * 1024
-    with tap.listen(events.OCR_REQUESTED) as received:
+    with tap.listen(OcrRequested.TYPE) as received:
         r = alice.upload(image)
         assert r.status_code == 202, r.text
         job_id = r.json()["job_id"]

@@ -22,7 +22,7 @@ import requests
 
 from infra.local.stackfile import load
 from scanline.adapters.topology import queue_name
-from tests.faults.slow_function.handler import FAULT_EVENT
+from tests.faults.slow_function.handler import FAULT_EVENT, FAULT_PRODUCER
 from tests.support.mailindex import MailIndex
 from tests.support.producer import Producer
 from tests.support.stack import LOCAL, Stack
@@ -107,7 +107,7 @@ def fault_function(stack: Stack, tmp_path: Path) -> Iterator[Callable[..., TestF
 
     def start(name: str, **options: Any) -> TestFunction:
         function = TestFunction(name, SLOW_FUNCTION, FAULT_EVENT, tmp_path, stack.amqp_url,
-                                **options)
+                                producer=FAULT_PRODUCER, **options)
         started.append(function)
         function.start()
         return function

@@ -20,12 +20,14 @@ from bench.ocr_samples import generated
 from infra.local import paths
 from infra.local.deadletters import DeadLetter, fetch_all
 from infra.local.stackfile import load
-from scanline import events
+from scanline import payloads
 from scanline.adapters.topology import dead_letter_queue, queue_name
-from tests.faults.slow_function.handler import FAULT_EVENT
+from scanline.payloads import EmailRequested
+from tests.faults.slow_function.handler import FAULT_EVENT, FaultEvent
 from tests.support.mailindex import MailIndex
 from tests.support.outages import program_stopped
 from tests.support.producer import Producer, email_event, event_body
+from tests.support.signing import signed_data
 from tests.support.stack import Stack
 from tests.support.tally import Tally
 from tests.support.testfunction import TestFunction
@@ -68,7 +70,7 @@ def good_message(function: str, stack: Stack, producer: Producer, mails: MailInd
     run = uuid.uuid4().hex[:8]
     if function == "send-email":
         event_id, body = email_event(f"poison-{run}@example.com", f"after poison {run}")
-        producer.publish(events.EMAIL_REQUESTED, body)
+        producer.publish(EmailRequested.TYPE, body)
         return lambda: event_id in mails.count(lambda m: m.event_id)
     if function == "issue-otp":
         address = f"poison-{run}@example.com"
@@ -97,12 +99,18 @@ def test_poison_is_dead_lettered_at_once_and_every_queue_keeps_flowing(
         stack: Stack, producer: Producer, mails: MailIndex,
         figures: Callable[[Tally], Tally]) -> None:
     poisons: dict[str, set[str]] = {}
+    expected_reasons: dict[str, str] = {}
     for function, topic in TOPIC_FUNCTIONS.items():
         not_json = str(uuid.uuid4())
         producer.publish(topic, b"\x00\xffnot a cloudevent", message_id=not_json)
-        bad_id, bad = event_body(topic, {"poison": True})  # valid envelope, invalid data
+        # A trusted producer's signature over data its type refuses.
+        payload = payloads.by_type(topic)
+        assert payload is not None
+        bad_id, bad = event_body(signed_data(topic, {"poison": True},
+                                             sorted(payload.PRODUCERS)[0]))
         producer.publish(topic, bad)
         poisons[function] = {not_json, bad_id}
+        expected_reasons[not_json], expected_reasons[bad_id] = "400 ", "422 "
     checks = {f: good_message(f, stack, producer, mails) for f in TOPIC_FUNCTIONS}
 
     flowed = {f: wait(check, 60) for f, check in checks.items()}
@@ -119,9 +127,11 @@ def test_poison_is_dead_lettered_at_once_and_every_queue_keeps_flowing(
         queues=sorted(TOPIC_FUNCTIONS), good_message_flowed=flowed))
     assert tally.ok, dead
     for function, letters in dead.items():
-        for line in letters.values():  # rejected once: no retry for a permanent failure
-            assert "rejected x1" in line and f"-> scanline.events/{TOPIC_FUNCTIONS[function]}" \
-                in line, line
+        for event_id, line in letters.items():
+            # Dead-lettered at once with the function's own reason (no retry for a
+            # permanent failure), and replayable to where it was published.
+            assert f"  {expected_reasons[event_id]}" in line, line
+            assert f"-> scanline.events/{TOPIC_FUNCTIONS[function]}" in line, line
     assert all(flowed.values()), flowed
 
 
@@ -133,11 +143,11 @@ def failing(fault_function: Callable[..., TestFunction]) -> TestFunction:
 def test_a_message_that_always_fails_is_dead_lettered_after_the_delivery_limit(
         stack: Stack, producer: Producer, failing: TestFunction,
         figures: Callable[[Tally], Tally]) -> None:
-    poison_id, poison = event_body(FAULT_EVENT, {"fail": True})
+    poison_id, poison = failing.event(FaultEvent(fail=True))
     producer.publish(FAULT_EVENT, poison)
     good = []
     for _ in range(20):
-        event_id, body = event_body(FAULT_EVENT, {"sleep_ms": 10})
+        event_id, body = failing.event(FaultEvent(sleep_ms=10))
         producer.publish(FAULT_EVENT, body)
         good.append(event_id)
     dead: list[DeadLetter] = []
@@ -163,7 +173,7 @@ def test_a_dead_letter_is_listed_and_replayed_once(stack: Stack, mails: MailInde
     the operator once the cause is fixed: it is delivered, once, and leaves the DLQ."""
     event_id, body = email_event(f"replay-{uuid.uuid4().hex[:8]}@example.com", "replayed")
     with program_stopped(stack, "trigger"):
-        producer.publish(events.EMAIL_REQUESTED, body)
+        producer.publish(EmailRequested.TYPE, body)
         connection = pika.BlockingConnection(pika.URLParameters(stack.amqp_url))
         try:
             channel = connection.channel()
@@ -181,7 +191,7 @@ def test_a_dead_letter_is_listed_and_replayed_once(stack: Stack, mails: MailInde
     assert mails.count(lambda m: m.event_id)[event_id] == 0
 
     out = deadletters("replay", "send-email", "--id", event_id)
-    assert f"replayed {event_id} to scanline.events/{events.EMAIL_REQUESTED}" in out
+    assert f"replayed {event_id} to scanline.events/{EmailRequested.TYPE}" in out
     assert wait(lambda: event_id in mails.count(lambda m: m.event_id), 30)
     time.sleep(2)
     assert mails.count(lambda m: m.event_id)[event_id] == 1

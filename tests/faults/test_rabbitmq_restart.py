@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from scanline import events
+from scanline.payloads import EmailRequested
 from tests.support.mailindex import Mail, MailIndex
 from tests.support.outages import rabbitmq_stopped
 from tests.support.producer import Producer, email_event
@@ -56,7 +56,7 @@ def test_every_mail_is_delivered_once_across_a_broker_restart(
             for i in range(DIRECT):
                 event_id, body = email_event(f"mq-direct-{run}-{i}@example.com",
                                              f"broker restart {run} {i}")
-                producer.publish(events.EMAIL_REQUESTED, body)
+                producer.publish(EmailRequested.TYPE, body)
                 direct.append(event_id)
                 time.sleep(random.uniform(0.5, 1.5) * SPREAD / DIRECT)
 

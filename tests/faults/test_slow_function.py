@@ -15,9 +15,9 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.faults.slow_function.handler import FAULT_EVENT
+from tests.faults.slow_function.handler import FAULT_EVENT, FaultEvent
 from tests.support.outages import queue_counts, rss_kib
-from tests.support.producer import Producer, event_body
+from tests.support.producer import Producer
 from tests.support.tally import Tally
 from tests.support.testfunction import TestFunction
 
@@ -32,10 +32,10 @@ def slow(fault_function: Callable[..., TestFunction]) -> TestFunction:
     return fault_function("fault-slow", prefetch=PREFETCH)
 
 
-def publish(producer: Producer, count: int, sleep_ms: int) -> list[str]:
+def publish(producer: Producer, function: TestFunction, count: int, sleep_ms: int) -> list[str]:
     ids = []
     for _ in range(count):
-        event_id, body = event_body(FAULT_EVENT, {"sleep_ms": sleep_ms})
+        event_id, body = function.event(FaultEvent(sleep_ms=sleep_ms))
         producer.publish(FAULT_EVENT, body)
         ids.append(event_id)
     return ids
@@ -53,7 +53,7 @@ def wait_delivered(function: TestFunction, ids: list[str], timeout: float) -> Co
 def test_prefetch_bounds_what_a_slow_function_holds_and_memory_stays_flat(
         slow: TestFunction, producer: Producer, figures: Callable[[Tally], Tally]) -> None:
     # 1. Slow deliveries: the broker keeps the backlog, the trigger holds PREFETCH at most.
-    held_ids = publish(producer, HELD_EVENTS, HELD_SLEEP_MS)
+    held_ids = publish(producer, slow, HELD_EVENTS, HELD_SLEEP_MS)
     samples = []
     while slow.ready_count() > 0:
         ready, unacked = queue_counts(slow.queue)
@@ -65,12 +65,12 @@ def test_prefetch_bounds_what_a_slow_function_holds_and_memory_stays_flat(
 
     # 2. Memory over 1,000 events, measured after a warm-up (imports, pools, caches).
     slow.reset()
-    warm = publish(producer, WARM_UP, SLEEP_MS)
+    warm = publish(producer, slow, WARM_UP, SLEEP_MS)
     wait_delivered(slow, warm, timeout=60)
     assert slow.trigger is not None and slow.function is not None
     before = {"trigger": rss_kib(slow.trigger.pid), "function": rss_kib(slow.function.pid)}
     started = time.monotonic()
-    ids = publish(producer, EVENTS, SLEEP_MS)
+    ids = publish(producer, slow, EVENTS, SLEEP_MS)
     deliveries = wait_delivered(slow, ids, timeout=120)
     took = time.monotonic() - started
     after = {"trigger": rss_kib(slow.trigger.pid), "function": rss_kib(slow.function.pid)}

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from infra.local import paths
 from infra.local.services import port_open
-from scanline import events
+from scanline.payloads import EmailRequested
 from tests.support.mailindex import MailIndex
 from tests.support.outages import program_stopped
 from tests.support.producer import Producer, email_event
@@ -30,7 +30,7 @@ def test_mails_requested_while_smtp_is_down_arrive_after_it_returns(
         # Spread over the outage: early ones are retried many times, late ones a few.
         for i in range(MAILS):
             event_id, body = email_event(f"smtp-{run}-{i}@example.com", f"smtp outage {run} {i}")
-            producer.publish(events.EMAIL_REQUESTED, body)
+            producer.publish(EmailRequested.TYPE, body)
             sent.append(event_id)
             time.sleep(OUTAGE * 0.8 / MAILS)
         time.sleep(max(0.0, OUTAGE - (time.monotonic() - started)))

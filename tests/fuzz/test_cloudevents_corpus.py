@@ -1,9 +1,10 @@
 """Malformed CloudEvents against every function: over HTTP (binary and structured mode,
-through the gateway) the answer is a 4xx — 400 for a broken envelope, 413 for a body over
-the function's limit, 431/400 for huge headers, 400/401/422 for data of the wrong shape —
-never a 5xx, and no function process dies. Through RabbitMQ, every malformed message to an
-event-triggered function ends in its dead-letter queue, and a good message sent after them
-is still processed.
+through the gateway, or at the function's own port for the event-only ones, which the
+local gateway does not serve) the answer is a 4xx — 400 for a broken envelope, 413 for a
+body over the function's limit, 431/400 for huge headers, 400/401/422 for data of the
+wrong shape or an event without a trusted signature — never a 5xx, and no function
+process dies. Through RabbitMQ, every malformed message to an event-triggered function
+ends in its dead-letter queue, and a good message sent after them is still processed.
 
 The table of function x case → answer is printed at the end (``pytest -s``).
 """
@@ -24,12 +25,14 @@ from sqlalchemy import select
 from bench.ocr_client import OcrClient
 from bench.ocr_samples import generated
 from infra.local.stackfile import Function, load
-from scanline import events
+from scanline import events, payloads
 from scanline.adapters.tables import processed_events
 from scanline.adapters.topology import dead_letter_queue
 from scanline.bootstrap import Container
+from scanline.payloads import EmailRequested
 from tests.support.broker import publish, take
 from tests.support.mailbox import Mailbox
+from tests.support.signing import signed, signed_data
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.fuzz
@@ -47,8 +50,8 @@ REMOVE = object()
 
 
 def event_type(function: Function) -> str:
-    """The event a function consumes; an HTTP-only function's is the synthesised request."""
-    return function.topics[0] if function.topics else events.HTTP_REQUEST
+    """The event a function consumes (an HTTP-only function gets a mail request)."""
+    return function.topics[0] if function.topics else EmailRequested.TYPE
 
 
 def good_data(name: str) -> dict[str, Any]:
@@ -158,7 +161,8 @@ def _post(url: str, headers: dict[str, str], body: bytes) -> int:
 @pytest.mark.parametrize("name", list(STACK.functions))
 def test_malformed_events_over_http_are_4xx(stack: Stack, name: str, no_crash: None) -> None:
     function = STACK.functions[name]
-    url = f"{stack.gateway}/function/{name}"
+    url = (stack.function_url(name) if function.event_only
+           else f"{stack.gateway}/function/{name}")
     wrong = []
     for mode, cases in (("binary", BINARY), ("structured", STRUCTURED)):
         for index, case in enumerate(cases):
@@ -209,12 +213,13 @@ def _good_message_flows(stack: Stack, name: str, container: Container, mailbox: 
     if name == "ocr":  # a real upload: recognised, mailed, done
         job = fuzz_user.upload(generated()[0].data).json()["job_id"]
         return fuzz_user.wait_done(job, timeout=60)["status"] == "done"
-    event = events.new_event(event_type(STACK.functions[name]), good_data(name),
-                             source="/tests/fuzz/corpus")
+    type_ = event_type(STACK.functions[name])
+    payload = payloads.by_type(type_)
+    assert payload is not None
+    event = signed_data(type_, good_data(name), sorted(payload.PRODUCERS)[0])
     if name == "send-email":
-        event = events.new_event(events.EMAIL_REQUESTED, {
-            "to": f"corpus-{RUN}@example.com", "subject": "after the corpus", "text": "ok"},
-            source="/tests/fuzz/corpus")
+        event = signed(EmailRequested(to=f"corpus-{RUN}@example.com",
+                                      subject="after the corpus", text="ok"))
     publish(stack.amqp_url, event.type, event.to_structured())
     if name == "send-email":
         mailbox.wait_for(header=("X-Scanline-Event-Id", event.id), timeout=20)

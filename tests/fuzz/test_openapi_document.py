@@ -35,7 +35,7 @@ def test_document_is_valid_openapi_3_1() -> None:
 
 
 def test_every_http_function_of_stack_yml_is_documented() -> None:
-    # issue-otp has a topic and routes; ocr and send-email are only fed events.
+    # issue-otp has operations and an event handler; ocr and send-email only the latter.
     assert set(HANDLERS) == {"register", "issue-otp", "verify-otp", "token", "ocr-jobs"}
 
 
@@ -60,11 +60,11 @@ def test_request_schemas_are_the_handlers_validation_schemas(function: str) -> N
         path = _documented(op.rule, function)
         for method in op.methods:
             body = COMMITTED["paths"][path][method.lower()].get("requestBody")
-            if op.request is None:
+            if op.body is None:
                 assert body is None
                 continue
-            for media, schema in op.request.items():
-                # The very object the handler passes to validate(), not a copy of it...
+            for media, schema in op.body.items():
+                # The very object the runtime validates the body with, not a copy of it...
                 assert id(schema) in constants, f"{path} {media}: not a module constant"
                 # ...and the document carries it unchanged.
                 assert body["content"][media]["schema"] == json.loads(json.dumps(schema))

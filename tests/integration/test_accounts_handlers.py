@@ -24,14 +24,15 @@ import sqlalchemy as sa
 from flask.testing import FlaskClient
 
 from scanline import events
-from scanline.adapters import accounts_repo
 from scanline.adapters.accounts_tables import otp_codes, refresh_tokens, users
 from scanline.bootstrap import Container
 from scanline.clock import FixedClock
 from scanline.domain import otp
 from scanline.domain.rate_limits import ACCOUNT_EXISTS_MAIL, LOGIN_FAILURES
+from scanline.payloads import EmailRequested, UserRegistered, UserVerified
 from scanline.runtime.app import create_app
 from tests.support.broker import EventTap, Received
+from tests.support.signing import signed, signed_data
 
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 PASSWORD = "correct horse battery staple"
@@ -86,22 +87,22 @@ def address() -> str:
 def create_user(deps: Container, email: str, *, verified: bool = False,
                 password: str = PASSWORD) -> uuid.UUID:
     password_hash = deps.passwords.hash(password)
-    with deps.db.connect() as conn:
-        user_id = accounts_repo.create_user(conn, email=email, name="Itest User",
-                                            password_hash=password_hash, now=deps.clock.now())
+    with deps.unit_of_work() as uow:
+        user_id = uow.users.create(email=email, name="Itest User",
+                                   password_hash=password_hash, now=deps.clock.now())
         assert user_id is not None
         if verified:
-            accounts_repo.mark_verified(conn, user_id, deps.clock.now())
+            uow.users.mark_verified(user_id, deps.clock.now())
     return user_id
 
 
 def mails_to(received: Received, email: str) -> list[events.Event]:
     return [e for e in received.events
-            if e.type == events.EMAIL_REQUESTED and e.data.get("to") == email]
+            if e.type == EmailRequested.TYPE and e.data.get("to") == email]
 
 
 def request_code(client: Client, tap: EventTap, email: str) -> str:
-    with tap.listen(events.EMAIL_REQUESTED) as received:
+    with tap.listen(EmailRequested.TYPE) as received:
         r = client("issue-otp").post("/", json={"email": email})
         assert r.status_code == 202, r.json
         mail = received.wait_until(lambda e: e.data.get("to") == email)
@@ -119,17 +120,17 @@ def problem(r: Any, status: int) -> dict[str, Any]:
 def test_register_new_and_existing_get_the_same_answer_and_different_mail(
         client: Client, deps: Container, tap: EventTap, clock: FixedClock) -> None:
     email = address()
-    with tap.listen(events.USER_REGISTERED, events.EMAIL_REQUESTED) as received:
+    with tap.listen(UserRegistered.TYPE, EmailRequested.TYPE) as received:
         first = client("register").post("/", json={"name": "Alice", "email": email,
                                                    "password": PASSWORD})
         clock.advance(seconds=ACCOUNT_EXISTS_MAIL.window.total_seconds())
         second = client("register").post("/", json={"name": "Mallory",
                                                     "email": email.upper(),
                                                     "password": "another long password"})
-        registered = received.wait_until(lambda e: e.type == events.USER_REGISTERED
+        registered = received.wait_until(lambda e: e.type == UserRegistered.TYPE
                                          and e.data["email"] == email)
         # (The stack's own issue-otp also mails this address a code, for the first call.)
-        exists = received.wait_until(lambda e: e.type == events.EMAIL_REQUESTED
+        exists = received.wait_until(lambda e: e.type == EmailRequested.TYPE
                                      and e.data["to"] == email and "already" in e.data["subject"])
     assert (first.status_code, first.json) == (second.status_code, second.json) == (
         202, {"status": "pending_verification"})
@@ -150,7 +151,7 @@ def test_account_exists_mail_is_limited_per_address(client: Client, deps: Contai
     create_user(deps, email)
     register = client("register")
     body = {"name": "Spammer", "email": email, "password": PASSWORD}
-    with tap.listen(events.EMAIL_REQUESTED) as received:
+    with tap.listen(EmailRequested.TYPE) as received:
         answers = {register.post("/", json=body).status_code for _ in range(3)}
         clock.advance(seconds=ACCOUNT_EXISTS_MAIL.window.total_seconds())
         answers.add(register.post("/", json=body).status_code)
@@ -239,7 +240,7 @@ def test_code_is_mailed_to_unverified_accounts_only_with_the_same_answer(
     pending, verified, unknown = address(), address(), address()
     create_user(deps, pending)
     create_user(deps, verified, verified=True)
-    with tap.listen(events.EMAIL_REQUESTED) as received:
+    with tap.listen(EmailRequested.TYPE) as received:
         answers = [client("issue-otp").post("/", json={"email": e})
                    for e in (pending.upper(), verified, unknown)]
         mail = received.wait_until(lambda e: e.data.get("to") == pending)
@@ -286,11 +287,10 @@ def test_a_new_code_replaces_the_old_one(client: Client, deps: Container, tap: E
 
 
 def registered_event(user_id: uuid.UUID, email: str, event_id: str | None = None) -> bytes:
-    event = events.new_event(events.USER_REGISTERED, {"user_id": str(user_id), "email": email},
-                             source="/functions/register", subject=str(user_id))
-    document = json.loads(event.to_structured())
-    document["id"] = event_id or document["id"]
-    return json.dumps(document).encode()
+    """user.registered as register signs it (the same id again: a redelivery)."""
+    changes = {"id": event_id} if event_id else {}
+    return signed(UserRegistered(user_id=str(user_id), email=email), "register",
+                  subject=str(user_id), **changes).to_structured()
 
 
 def test_registered_event_sends_one_code_and_is_acked_even_when_limited(
@@ -299,7 +299,7 @@ def test_registered_event_sends_one_code_and_is_acked_even_when_limited(
     user_id = create_user(deps, email)
     issue = client("issue-otp")
     event_id = str(uuid.uuid4())
-    with tap.listen(events.EMAIL_REQUESTED) as received:
+    with tap.listen(EmailRequested.TYPE) as received:
         first = issue.post("/", data=registered_event(user_id, email, event_id),
                            content_type="application/cloudevents+json")
         again = issue.post("/", data=registered_event(user_id, email, event_id),
@@ -314,10 +314,25 @@ def test_registered_event_sends_one_code_and_is_acked_even_when_limited(
 
 
 def test_malformed_registered_event_is_a_4xx(client: Client) -> None:
-    event = events.new_event(events.USER_REGISTERED, {"email": "x@example.com"}, source="/t")
+    event = signed_data(UserRegistered.TYPE, {"email": "x@example.com"}, "register")
     r = client("issue-otp").post("/", data=event.to_structured(),
                                  content_type="application/cloudevents+json")
     assert problem(r, 422)["status"] == 422
+
+
+def test_an_unsigned_registered_event_is_refused_before_anything_happens(
+        client: Client, deps: Container, tap: EventTap) -> None:
+    email = address()
+    user_id = create_user(deps, email)
+    event = signed(UserRegistered(user_id=str(user_id), email=email), "register")
+    forged = dataclasses.replace(event, extensions={})
+    with tap.listen(EmailRequested.TYPE) as received:
+        r = client("issue-otp").post("/", data=forged.to_structured(),
+                                     content_type="application/cloudevents+json")
+        assert problem(r, 401)["type"].endswith("event-not-trusted")
+        assert received.absent(event.id, seconds=1.0) and mails_to(received, email) == []
+    with deps.unit_of_work() as uow:  # not even the inbox saw it
+        assert uow.inbox.claim(event.id) is True
 
 
 # ---- verify-otp ------------------------------------------------------------------------
@@ -328,7 +343,7 @@ def test_right_code_verifies_once_and_emits_user_verified(client: Client, deps: 
     user_id = create_user(deps, email)
     code = request_code(client, tap, email)
     verify = client("verify-otp")
-    with tap.listen(events.USER_VERIFIED) as received:
+    with tap.listen(UserVerified.TYPE) as received:
         ok = verify.post("/", json={"email": email.upper(), "otp": code})
         verified = received.wait_until(lambda e: e.subject == str(user_id))
     assert (ok.status_code, ok.json) == (200, {"status": "verified"})
@@ -560,10 +575,11 @@ def test_login_upgrades_a_hash_made_with_weaker_parameters(client: Client,
 
     email = address()
     weak = PasswordHasher(memory_kib=8192, time_cost=1).hash(PASSWORD)
-    with deps.db.connect() as conn:
-        user_id = accounts_repo.create_user(conn, email=email, name="Old", password_hash=weak,
-                                            now=deps.clock.now())
-        accounts_repo.mark_verified(conn, user_id, deps.clock.now())
+    with deps.unit_of_work() as uow:
+        user_id = uow.users.create(email=email, name="Old", password_hash=weak,
+                                   now=deps.clock.now())
+        assert user_id is not None
+        uow.users.mark_verified(user_id, deps.clock.now())
     assert login(client, email).status_code == 200
     with deps.db.connect() as conn:
         stored = conn.execute(sa.select(users.c.password_hash).where(

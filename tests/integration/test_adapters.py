@@ -2,56 +2,82 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import uuid
+from collections.abc import Iterator
 from email.message import EmailMessage
 
 import pytest
 import sqlalchemy as sa
 
-from scanline import events
 from scanline.adapters.bus import AmqpPublisher
 from scanline.adapters.outbox import Outbox
 from scanline.adapters.tables import outbox
 from scanline.bootstrap import Container
 from scanline.errors import DependencyUnavailable, NotFound
+from scanline.payloads import EmailRequested, EmailSent
 from tests.support.broker import EventTap
 from tests.support.mailbox import Mailbox
 
 
-def test_outbox_publishes_after_commit_and_deletes_the_row(container: Container,
-                                                           tap: EventTap) -> None:
-    event = container.event(events.EMAIL_SENT, {"probe": uuid.uuid4().hex})
-    with tap.listen(events.EMAIL_SENT) as received:
-        with container.uow() as uow:
-            uow.emit(event)
-        assert received.wait_for(event.id).data == event.data
-    with container.db.connect() as conn:
+@pytest.fixture
+def sender(container: Container) -> Iterator[Container]:
+    """The adapters as send-email has them: it may emit (and signs) ``email.sent``."""
+    built = Container(dataclasses.replace(container.settings, function_name="send-email"))
+    yield built
+    built.close()
+
+
+def sent(probe: str) -> EmailSent:
+    return EmailSent(to="probe@example.com", request_id=probe)
+
+
+def test_outbox_publishes_signed_events_after_commit_and_deletes_the_row(
+        sender: Container, tap: EventTap) -> None:
+    uow = sender.unit_of_work([EmailSent])
+    with tap.listen(EmailSent.TYPE) as received:
+        with uow:
+            event = uow.emit(sent(uuid.uuid4().hex))
+        got = received.wait_for(event.id)
+    assert got.data == event.data and got.source == "/functions/send-email"
+    assert sender.event_verifier.verify(got) == "send-email"
+    with sender.db.connect() as conn:
         assert conn.execute(sa.select(outbox.c.id).where(outbox.c.id == event.id)).first() is None
 
 
-def test_rolled_back_transaction_emits_nothing(container: Container, tap: EventTap) -> None:
-    event = container.event(events.EMAIL_SENT, {"probe": "rollback"})
-    with tap.listen(events.EMAIL_SENT) as received:
-        with pytest.raises(RuntimeError), container.uow() as uow:
-            uow.emit(event)
+def test_rolled_back_transaction_emits_nothing(sender: Container, tap: EventTap) -> None:
+    uow = sender.unit_of_work([EmailSent])
+    with tap.listen(EmailSent.TYPE) as received:
+        with pytest.raises(RuntimeError), uow:
+            event = uow.emit(sent("rollback"))
             raise RuntimeError("handler failed")
         assert received.absent(event.id, seconds=1.0)
 
 
-def test_events_wait_in_the_outbox_while_the_broker_is_down(container: Container,
+def test_a_unit_of_work_emits_only_what_its_route_declared(sender: Container,
+                                                          container: Container) -> None:
+    with pytest.raises(RuntimeError, match="declares"), sender.unit_of_work([EmailSent]) as uow:
+        uow.emit(EmailRequested(to="a@example.com", subject="s", text="t"))
+    # Declared, but the function is not among the type's producers.
+    with pytest.raises(RuntimeError, match="may not emit"), \
+            container.unit_of_work([EmailSent]) as uow:
+        uow.emit(sent("not-mine"))
+
+
+def test_events_wait_in_the_outbox_while_the_broker_is_down(sender: Container,
                                                             tap: EventTap) -> None:
-    dead = Outbox(container.db, AmqpPublisher("amqp://nobody@127.0.0.1:1/%2F", lambda: "x"),
+    dead = Outbox(sender.db, AmqpPublisher("amqp://nobody@127.0.0.1:1/%2F", lambda: "x"),
                   relay_after=0)
-    event = container.event(events.EMAIL_SENT, {"probe": "kept"})
-    with container.db.connect() as conn:
-        conn.execute(outbox.insert().values(id=event.id, type=event.type,
-                                            body=event.to_structured()))
+    with sender.unit_of_work([EmailSent]) as uow:
+        event = uow._emitter.build(sent("kept"), None)  # signed, not yet in the outbox
+        uow.conn.execute(outbox.insert().values(id=event.id, type=event.type,
+                                                body=event.to_structured()))
     dead.flush([event.id])  # broker unreachable: logged, row kept, no exception
-    with container.db.connect() as conn:
+    with sender.db.connect() as conn:
         assert conn.execute(sa.select(outbox.c.id).where(outbox.c.id == event.id)).first()
-    live = Outbox(container.db, container.publisher, relay_after=0)
-    with tap.listen(events.EMAIL_SENT) as received:
+    live = Outbox(sender.db, sender.publisher, relay_after=0)
+    with tap.listen(EmailSent.TYPE) as received:
         assert live.relay() >= 1
         assert received.wait_for(event.id).id == event.id
 
@@ -59,10 +85,11 @@ def test_events_wait_in_the_outbox_while_the_broker_is_down(container: Container
 def test_claim_is_once_per_consumer_even_concurrently(container: Container) -> None:
     event_id = str(uuid.uuid4())
     results: list[bool] = []
+    uow = container.unit_of_work()
 
     def claim() -> None:
-        with container.uow() as uow:
-            results.append(uow.claim("itest", event_id))
+        with uow:
+            results.append(uow.inbox.claim(event_id))
 
     threads = [threading.Thread(target=claim) for _ in range(8)]
     for t in threads:
@@ -70,8 +97,10 @@ def test_claim_is_once_per_consumer_even_concurrently(container: Container) -> N
     for t in threads:
         t.join()
     assert sorted(results) == [False] * 7 + [True]
-    with container.uow() as uow:
-        assert uow.claim("another-consumer", event_id)
+    other = Container(dataclasses.replace(container.settings, function_name="another"))
+    with other.unit_of_work() as another:
+        assert another.inbox.claim(event_id)
+    other.close()
 
 
 def test_object_store_round_trip(container: Container) -> None:

@@ -18,6 +18,7 @@ from scanline import events
 from scanline.adapters.bus import HttpSinkPublisher
 from scanline.bootstrap import Container
 from scanline.errors import DependencyUnavailable
+from scanline.payloads import EmailRequested, EmailSent, OcrRequested, UserRegistered, UserVerified
 from scanline.settings import Settings
 
 
@@ -74,7 +75,7 @@ def _message(event: events.Event) -> Message:
 
 
 def test_events_arrive_in_binary_mode_with_ce_headers(sink: Sink) -> None:
-    event = events.new_event(events.USER_REGISTERED, {"user_id": "u-1", "email": "a@b.example"},
+    event = events.new_event(UserRegistered.TYPE, {"user_id": "u-1", "email": "a@b.example"},
                              source="/functions/register", subject="u-1")
     publisher = HttpSinkPublisher(sink.url)
     try:
@@ -84,7 +85,7 @@ def test_events_arrive_in_binary_mode_with_ce_headers(sink: Sink) -> None:
     (got,) = sink.received
     assert got.path == "/scanline/default"
     assert got.headers["ce-id"] == event.id
-    assert got.headers["ce-type"] == events.USER_REGISTERED
+    assert got.headers["ce-type"] == UserRegistered.TYPE
     assert got.headers["ce-source"] == "/functions/register"
     assert got.headers["ce-specversion"] == "1.0"
     assert got.headers["ce-subject"] == "u-1"
@@ -97,7 +98,7 @@ def test_events_arrive_in_binary_mode_with_ce_headers(sink: Sink) -> None:
 
 
 def test_every_message_of_a_batch_is_posted_in_order(sink: Sink) -> None:
-    batch = [events.new_event(events.EMAIL_REQUESTED, {"to": f"{i}@x.example"},
+    batch = [events.new_event(EmailRequested.TYPE, {"to": f"{i}@x.example"},
                               source="/functions/issue-otp") for i in range(3)]
     publisher = HttpSinkPublisher(sink.url)
     publisher.publish([_message(e) for e in batch])
@@ -108,7 +109,7 @@ def test_every_message_of_a_batch_is_posted_in_order(sink: Sink) -> None:
 @pytest.mark.parametrize("status", [400, 500, 503])
 def test_a_refusing_sink_keeps_the_event_for_retry(sink: Sink, status: int) -> None:
     sink.status = status
-    event = events.new_event(events.OCR_REQUESTED, {"job_id": "j"}, source="/functions/ocr-jobs")
+    event = events.new_event(OcrRequested.TYPE, {"job_id": "j"}, source="/functions/ocr-jobs")
     publisher = HttpSinkPublisher(sink.url)
     with pytest.raises(DependencyUnavailable):
         publisher.publish([_message(event)])
@@ -121,15 +122,16 @@ def test_an_unreachable_sink_is_a_dependency_failure(sink: Sink) -> None:
     sink.server.server_close()
     publisher = HttpSinkPublisher(url, timeout=1)
     with pytest.raises(DependencyUnavailable):
-        publisher.publish([_message(events.new_event(events.EMAIL_SENT, {}, source="/t"))])
+        publisher.publish([_message(events.new_event(EmailSent.TYPE, {}, source="/t"))])
 
 
 def test_k_sink_in_the_environment_selects_the_http_publisher(sink: Sink) -> None:
-    container = Container(Settings.from_env({"K_SINK": sink.url, "FUNCTION_NAME": "register"}))
+    container = Container(Settings.from_env({"K_SINK": sink.url, "FUNCTION_NAME": "verify-otp"}))
     try:
         assert isinstance(container.publisher, HttpSinkPublisher)
-        event = container.event(events.USER_VERIFIED, {"user_id": "u-2"}, subject="u-2")
+        event = events.new_event(UserVerified.TYPE, {"user_id": "u-2"}, subject="u-2",
+                                 source="/functions/verify-otp")
         container.publisher.publish([_message(event)])
     finally:
         container.close()
-    assert sink.received[0].headers["ce-source"] == "/functions/register"
+    assert sink.received[0].headers["ce-source"] == "/functions/verify-otp"

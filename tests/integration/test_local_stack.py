@@ -153,9 +153,34 @@ def test_healthz_lists_every_function_and_dependency(local_stack: Stack) -> None
     assert {f["name"] for f in listed} == set(local_stack.functions)
 
 
+def _public(stack: Stack) -> str:
+    return next(name for name, fn in stack.functions.items() if not fn.event_only)
+
+
 def test_proxy_reaches_a_function_sub_path(local_stack: Stack) -> None:  # noqa: F811
-    name = next(iter(local_stack.functions))
+    name = _public(local_stack)
     assert requests.get(f"{GATEWAY}/function/{name}/_/health", timeout=5).status_code == 200
+
+
+def test_event_only_functions_have_no_public_endpoint(local_stack: Stack) -> None:  # noqa: F811
+    hidden = [name for name, fn in local_stack.functions.items() if fn.event_only]
+    assert set(hidden) == {"send-email", "ocr"}
+    for name in hidden:
+        for prefix in ("function", "async-function"):
+            response = requests.post(f"{GATEWAY}/{prefix}/{name}", data=b"{}", timeout=5)
+            assert response.status_code == 404, (prefix, name)
+            assert "no public endpoint" in response.json()["detail"]
+
+
+def test_a_body_over_the_functions_limit_is_refused_before_it_is_read(
+        local_stack: Stack) -> None:  # noqa: F811
+    limit = local_stack.functions["register"].max_request_bytes
+    for prefix in ("function", "async-function"):
+        response = requests.post(f"{GATEWAY}/{prefix}/register", data=b"x" * (limit + 1),
+                                 headers={"Content-Type": "application/json"}, timeout=10)
+        assert response.status_code == 413
+        assert response.headers["Content-Type"] == "application/problem+json"
+        assert str(limit) in response.json()["detail"]
 
 
 def test_async_call_is_queued_and_called_back(local_stack: Stack) -> None:  # noqa: F811
@@ -173,10 +198,10 @@ def test_async_call_is_queued_and_called_back(local_stack: Stack) -> None:  # no
         def log_message(self, *args: object) -> None:
             pass
 
-    server = HTTPServer((paths.HOST, 0), Callback)
+    server = HTTPServer((paths.HOST, paths.CALLBACK_PORT), Callback)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        name = next(iter(local_stack.functions))
+        name = _public(local_stack)
         response = requests.post(
             f"{GATEWAY}/async-function/{name}/_/health", data=b"{}", timeout=5,
             headers={"X-Callback-Url": f"http://{paths.HOST}:{server.server_port}/cb"})
@@ -186,3 +211,48 @@ def test_async_call_is_queued_and_called_back(local_stack: Stack) -> None:  # no
         assert received[0]["X-Function-Status"].isdigit()
     finally:
         server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("callback", [
+    "http://169.254.169.254/latest/meta-data/",  # cloud metadata
+    "http://127.0.0.2:9/",  # a host not on the list
+    f"http://{paths.HOST}:{paths.GATEWAY_PORT}/function/register",  # allowed host, other port
+    f"http://{paths.HOST}@evil.example/", "file:///etc/passwd", "gopher://127.0.0.1/",
+])
+def test_callbacks_go_only_to_allowed_hosts(local_stack: Stack, callback: str) -> None:  # noqa: F811
+    response = requests.post(f"{GATEWAY}/async-function/{_public(local_stack)}/_/health",
+                             data=b"{}", timeout=5, headers={"X-Callback-Url": callback})
+    assert response.status_code == 400
+    assert "GATEWAY_CALLBACK_HOSTS" in response.json()["detail"]
+
+
+def test_a_callback_that_redirects_is_not_followed(local_stack: Stack) -> None:  # noqa: F811
+    hits: list[str] = []
+    done = threading.Event()
+
+    class Redirecting(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            hits.append(self.path)
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(307)
+            self.send_header("Location", "/elsewhere")
+            self.end_headers()
+            done.set()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer((paths.HOST, paths.CALLBACK_PORT), Redirecting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        response = requests.post(
+            f"{GATEWAY}/async-function/{_public(local_stack)}/_/health", data=b"{}", timeout=5,
+            headers={"X-Callback-Url": f"http://{paths.HOST}:{server.server_port}/cb"})
+        assert response.status_code == 202
+        assert done.wait(15)
+        time.sleep(1)
+        assert hits == ["/cb"]  # never /elsewhere
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -6,17 +6,18 @@ own ocr process never races these tests for a job.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import io
-import json
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 import requests
@@ -24,17 +25,17 @@ from flask.testing import FlaskClient
 
 from bench.ocr_samples import generated, word_recall
 from infra.local.environment import function_environment
-from scanline import events
-from scanline.adapters import accounts_repo
-from scanline.adapters import ocr_jobs_repository as jobs
 from scanline.adapters.ocr_jobs_tables import ocr_jobs
 from scanline.bootstrap import Container
 from scanline.domain import ocr
 from scanline.errors import NotFound
+from scanline.events import Event
+from scanline.payloads import EmailRequested, OcrCompleted, OcrRequested
 from scanline.runtime.app import create_app
 from scanline.settings import Settings
 from tests.support.broker import EventTap
 from tests.support.jwks_server import serving
+from tests.support.signing import signed, signed_data
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = generated()[0]
@@ -81,9 +82,9 @@ def ocr_fn(stack: object) -> Iterator[Function]:
 
 def new_user(deps: Container) -> tuple[str, str, dict[str, str]]:
     email = f"ocr-it-{uuid.uuid4().hex[:10]}@example.com"
-    with deps.db.connect() as conn:
-        user_id = accounts_repo.create_user(conn, email=email, name="it", password_hash="x",
-                                            now=datetime.now(UTC))
+    with deps.unit_of_work() as uow:
+        user_id = uow.users.create(email=email, name="it", password_hash="x",
+                                   now=datetime.now(UTC))
     token = deps.signer.issue(str(user_id))
     return str(user_id), email, {"Authorization": f"Bearer {token}"}
 
@@ -98,27 +99,38 @@ def staged_job(deps: Container, user_id: str, data: bytes, status: str = ocr.QUE
     job_id = str(uuid.uuid4())
     key = ocr.object_key(user_id, job_id)
     deps.store.put(key, data, "image/png")
-    with deps.db.connect() as conn:
-        jobs.create(conn, job_id=job_id, user_id=user_id, status=status, object_key=key,
-                    content_type="image/png", size=len(data))
+    with deps.unit_of_work() as uow:
+        uow.jobs.create(job_id=job_id, user_id=user_id, status=status, object_key=key,
+                        content_type="image/png", size=len(data))
     return job_id
 
 
+def requested(fn: Function, job_id: str, user_id: str, **changes: Any) -> Event:
+    """``ocr.requested`` as ocr-jobs signs it."""
+    return signed(OcrRequested(bucket=fn.deps.store.bucket, key=ocr.object_key(user_id, job_id),
+                               job_id=job_id, user_id=user_id), "ocr-jobs", subject=job_id,
+                  **changes)
+
+
 def deliver(fn: Function, job_id: str, user_id: str, event_id: str | None = None):  # type: ignore[no-untyped-def]
-    event = events.new_event(events.OCR_REQUESTED, {
-        "bucket": fn.deps.store.bucket, "key": ocr.object_key(user_id, job_id),
-        "job_id": job_id, "user_id": user_id}, source="/tests/integration", subject=job_id)
-    body = json.loads(event.to_structured())
-    body["id"] = event_id or body["id"]
-    return fn.client.post("/", data=json.dumps(body),
+    event = requested(fn, job_id, user_id, **({"id": event_id} if event_id else {}))
+    return fn.client.post("/", data=event.to_structured(),
                           content_type="application/cloudevents+json")
 
 
 def job_row(deps: Container, job_id: str) -> ocr.Job:
-    with deps.db.connect() as conn:
-        found = jobs.get(conn, job_id)
+    with deps.unit_of_work() as uow:
+        found = uow.jobs.get(job_id)
     assert found is not None
     return found
+
+
+def claimed(deps: Container, job_id: str, lease: timedelta = timedelta(seconds=30)) -> str:
+    """Claim a job as a worker would; returns the lease token."""
+    with deps.unit_of_work() as uow:
+        claim = uow.jobs.claim(job_id, now=datetime.now(UTC), lease=lease)
+    assert claim.token is not None
+    return claim.token
 
 
 # --- ocr-jobs --------------------------------------------------------------------------
@@ -126,7 +138,7 @@ def job_row(deps: Container, job_id: str) -> ocr.Job:
 def test_upload_stages_the_object_and_emits_only_references(jobs_fn: Function,
                                                             tap: EventTap) -> None:
     user_id, _, auth = new_user(jobs_fn.deps)
-    with tap.listen(events.OCR_REQUESTED) as received:
+    with tap.listen(OcrRequested.TYPE) as received:
         r = upload(jobs_fn, auth, SAMPLE.data, name="../../etc/passwd")
         assert r.status_code == 202, r.json
         job_id = r.json["job_id"]
@@ -178,12 +190,14 @@ def test_jobs_are_visible_to_their_owner_only(jobs_fn: Function) -> None:
 
 def test_wait_returns_as_soon_as_the_job_ends(jobs_fn: Function) -> None:
     owner_id, _, owner = new_user(jobs_fn.deps)
-    job_id = staged_job(jobs_fn.deps, owner_id, SAMPLE.data, status=ocr.PROCESSING)
+    job_id = staged_job(jobs_fn.deps, owner_id, SAMPLE.data)
+    token = claimed(jobs_fn.deps, job_id)
 
     def finish() -> None:
         time.sleep(0.5)
-        with jobs_fn.deps.db.connect() as conn:
-            jobs.complete(conn, job_id, engine="tesseract", text="hi", words=[], timings={})
+        with jobs_fn.deps.unit_of_work() as uow:
+            uow.jobs.complete(job_id, token, engine="tesseract", text="hi", words=[],
+                              timings={})
 
     threading.Thread(target=finish).start()
     started = time.monotonic()
@@ -202,7 +216,7 @@ def test_presigned_upload_then_submit(jobs_fn: Function, tap: EventTap) -> None:
     put = requests.put(r.json["upload_url"], data=SAMPLE.data,
                        headers={"Content-Type": "image/png"}, timeout=10)
     assert put.status_code == 200
-    with tap.listen(events.OCR_REQUESTED) as received:
+    with tap.listen(OcrRequested.TYPE) as received:
         assert jobs_fn.client.post(f"/{job_id}/submit", headers=auth).status_code == 202
         received.wait_until(lambda e: e.subject == job_id)
         assert jobs_fn.client.post(f"/{job_id}/submit", headers=auth).status_code == 202
@@ -228,16 +242,16 @@ def test_ocr_recognises_stores_emits_once_and_deletes_the_object(ocr_fn: Functio
                                                                  tap: EventTap) -> None:
     user_id, email, _ = new_user(ocr_fn.deps)
     job_id = staged_job(ocr_fn.deps, user_id, SAMPLE.data)
-    with tap.listen(events.OCR_COMPLETED, events.EMAIL_REQUESTED) as received:
+    with tap.listen(OcrCompleted.TYPE, EmailRequested.TYPE) as received:
         r = deliver(ocr_fn, job_id, user_id, event_id="same-delivery")
         assert r.status_code == 200 and r.json["status"] == "done"
-        mail = received.wait_until(lambda e: e.type == events.EMAIL_REQUESTED
+        mail = received.wait_until(lambda e: e.type == EmailRequested.TYPE
                                    and e.data["to"] == email)
         done = received.wait_until(lambda e: e.subject == job_id)
         again = deliver(ocr_fn, job_id, user_id)  # a duplicate of the message
         assert again.status_code == 200 and again.json["status"] == "ignored"
         time.sleep(0.5)
-        mails = [e for e in received.events if e.type == events.EMAIL_REQUESTED
+        mails = [e for e in received.events if e.type == EmailRequested.TYPE
                  and e.data["to"] == email]
     assert len(mails) == 1 and job_id in mail.data["subject"]
     assert done.data["status"] == "done"
@@ -272,11 +286,63 @@ def test_a_job_that_keeps_crashing_gives_up(ocr_fn: Function) -> None:
     job_id = staged_job(ocr_fn.deps, user_id, SAMPLE.data, status=ocr.PROCESSING)
     with ocr_fn.deps.db.connect() as conn:
         conn.execute(ocr_jobs.update().where(ocr_jobs.c.id == job_id).values(attempts=5))
+    assert job_row(ocr_fn.deps, job_id).attempts == 5
     assert deliver(ocr_fn, job_id, user_id).status_code == 422
     assert "gave up after 5 attempts" in (job_row(ocr_fn.deps, job_id).error or "")
 
 
-def test_an_event_that_does_not_match_its_job_is_refused(ocr_fn: Function) -> None:
+def test_an_event_that_does_not_match_its_job_is_refused_before_the_claim(
+        ocr_fn: Function) -> None:
     user_id, _, _ = new_user(ocr_fn.deps)
     job_id = staged_job(ocr_fn.deps, user_id, SAMPLE.data)
     assert deliver(ocr_fn, job_id, str(uuid.uuid4())).status_code == 400
+    row = job_row(ocr_fn.deps, job_id)
+    assert (row.status, row.attempts) == (ocr.QUEUED, 0)  # untouched
+
+
+def test_an_event_for_a_job_that_does_not_exist_changes_nothing(ocr_fn: Function) -> None:
+    user_id, _, _ = new_user(ocr_fn.deps)
+    job_id = str(uuid.uuid4())
+    r = deliver(ocr_fn, job_id, user_id)
+    assert (r.status_code, r.json["status"]) == (200, "ignored")
+    with ocr_fn.deps.unit_of_work() as uow:
+        assert uow.jobs.get(job_id) is None
+
+
+def test_a_duplicate_while_a_live_worker_holds_the_job_is_retried_not_run(
+        ocr_fn: Function) -> None:
+    user_id, _, _ = new_user(ocr_fn.deps)
+    job_id = staged_job(ocr_fn.deps, user_id, SAMPLE.data)
+    claimed(ocr_fn.deps, job_id)  # a live worker elsewhere
+    for _ in range(4):  # the forged-parallel-deliveries attack of the trust issue
+        r = deliver(ocr_fn, job_id, user_id)
+        assert r.status_code == 503 and r.headers["Retry-After"] == "15"
+    row = job_row(ocr_fn.deps, job_id)
+    assert (row.status, row.attempts, row.error) == (ocr.PROCESSING, 1, None)
+
+
+def test_a_job_whose_lease_ran_out_is_taken_over_and_the_old_worker_cannot_finish(
+        ocr_fn: Function) -> None:
+    user_id, _, _ = new_user(ocr_fn.deps)
+    job_id = staged_job(ocr_fn.deps, user_id, SAMPLE.data)
+    dead_worker = claimed(ocr_fn.deps, job_id, lease=timedelta(seconds=-1))
+    assert deliver(ocr_fn, job_id, user_id).json["status"] == "done"
+    with ocr_fn.deps.unit_of_work() as uow:
+        assert uow.jobs.complete(job_id, dead_worker, engine="x", text="late", words=[],
+                                 timings={}) is None
+    row = job_row(ocr_fn.deps, job_id)
+    assert (row.status, row.attempts) == (ocr.DONE, 2) and row.text != "late"
+
+
+def test_an_unsigned_or_forged_request_changes_no_job(ocr_fn: Function) -> None:
+    user_id, _, _ = new_user(ocr_fn.deps)
+    job_id = staged_job(ocr_fn.deps, user_id, SAMPLE.data)
+    event = requested(ocr_fn, job_id, user_id)
+    unsigned = dataclasses.replace(event, extensions={})
+    as_ocr = signed_data(OcrRequested.TYPE, event.data, "ocr", subject=job_id)
+    for forged in (unsigned, as_ocr):
+        r = ocr_fn.client.post("/", data=forged.to_structured(),
+                               content_type="application/cloudevents+json")
+        assert r.status_code == 401
+    row = job_row(ocr_fn.deps, job_id)
+    assert (row.status, row.attempts) == (ocr.QUEUED, 0)

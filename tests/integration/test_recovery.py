@@ -16,8 +16,9 @@ from infra.local import paths
 from infra.local.build import build_context
 from infra.local.environment import function_environment
 from infra.local.stackfile import load
-from scanline import events
+from scanline.payloads import EmailRequested
 from tests.support.mailbox import Mailbox
+from tests.support.signing import signed
 from tests.support.stack import Stack
 from tests.support.tcpproxy import TcpProxy, _free_port
 
@@ -61,9 +62,7 @@ def test_503_while_servers_are_absent_then_recovers_without_restart(
         isolated_send_email: tuple[str, TcpProxy, TcpProxy]) -> None:
     url, db_proxy, amqp_proxy = isolated_send_email
     subject = f"recovery {uuid.uuid4()}"
-    event = events.new_event(events.EMAIL_REQUESTED,
-                             {"to": "r@example.com", "subject": subject, "text": "back"},
-                             source="/tests")
+    event = signed(EmailRequested(to="r@example.com", subject=subject, text="back"))
     headers = {"Content-Type": "application/cloudevents+json"}
 
     started = time.monotonic()

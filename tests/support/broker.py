@@ -100,22 +100,29 @@ def publish(url: str, routing_key: str, body: bytes) -> None:
         connection.close()
 
 
-def take(url: str, queue: str, wanted: Callable[[bytes], bool]) -> list[bytes]:
-    """Take the messages of ``queue`` that ``wanted`` picks and leave every other one
-    where it was (unacknowledged gets go back to the queue when the channel closes)."""
+def take_messages(url: str, queue: str,
+                  wanted: Callable[[bytes], bool]) -> list[tuple[pika.BasicProperties, bytes]]:
+    """Take the messages of ``queue`` that ``wanted`` picks, with their properties, and
+    leave every other one where it was (unacknowledged gets go back when the channel
+    closes)."""
     connection = pika.BlockingConnection(pika.URLParameters(url))
     taken = []
     try:
         channel = connection.channel()
         while True:
-            method, _, body = channel.basic_get(queue, auto_ack=False)
+            method, properties, body = channel.basic_get(queue, auto_ack=False)
             if method is None:
                 return taken
             if wanted(body):
                 channel.basic_ack(method.delivery_tag)
-                taken.append(body)
+                taken.append((properties, body))
     finally:
         connection.close()
+
+
+def take(url: str, queue: str, wanted: Callable[[bytes], bool]) -> list[bytes]:
+    """The bodies ``take_messages`` takes."""
+    return [body for _, body in take_messages(url, queue, wanted)]
 
 
 def drain(url: str, queue: str) -> list[bytes]:

@@ -19,19 +19,21 @@ import pika.exceptions
 
 from scanline import events
 from scanline.adapters.topology import EXCHANGE
+from scanline.events import Event
+from scanline.payloads import EmailRequested
+from tests.support.signing import signed
 
 RETRY_EXCEPTIONS = (pika.exceptions.AMQPError, OSError)
 
 
-def event_body(type_: str, data: Any, *, source: str = "/tests/faults",
-               subject: str | None = None) -> tuple[str, bytes]:
+def event_body(event: Event) -> tuple[str, bytes]:
     """A structured CloudEvent and its id."""
-    event = events.new_event(type_, data, source=source, subject=subject)
     return event.id, event.to_structured()
 
 
 def email_event(to: str, subject: str, text: str = "fault suite") -> tuple[str, bytes]:
-    return event_body(events.EMAIL_REQUESTED, {"to": to, "subject": subject, "text": text})
+    """A mail request signed as issue-otp would sign it."""
+    return event_body(signed(EmailRequested(to=to, subject=subject, text=text), "issue-otp"))
 
 
 class Producer:

@@ -18,6 +18,13 @@ class Stack:
     secrets_dir: Path = LOCAL / "secrets"
     mail_dir: Path = LOCAL / "mail"
 
+    def function_url(self, name: str) -> str:
+        """The function's own address, where its watchdog listens: what the OpenFaaS
+        gateway forwards every public call to (the local gateway hides event-only ones)."""
+        from infra.local.stackfile import load
+
+        return f"http://127.0.0.1:{load().functions[name].port}"
+
     def secret(self, name: str) -> str:
         return (self.secrets_dir / name).read_text().strip()
 

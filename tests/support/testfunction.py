@@ -21,6 +21,8 @@ from infra.local.build import build_context
 from infra.local.environment import function_environment
 from infra.local.stackfile import Function, Stack, load
 from scanline.adapters.topology import dead_letter_queue, queue_name
+from scanline.payloads import Payload
+from tests.support.signing import producer_keys, signed
 from tests.support.tcpproxy import _free_port
 
 LANG = "python3-flask-cloudevents"
@@ -30,14 +32,23 @@ class TestFunction:
     __test__ = False  # not a pytest test class
 
     def __init__(self, name: str, handler_dir: Path, topic: str, workdir: Path, amqp_url: str,
-                 *, prefetch: int = 4, delivery_limit: int = 10, timeout: float = 30) -> None:
+                 *, producer: str, prefetch: int = 4, delivery_limit: int = 10,
+                 timeout: float = 30) -> None:
+        """``producer``: the only producer the function trusts, with a key of its own."""
         self.name, self.topic, self.amqp_url = name, topic, amqp_url
         self.handler_dir, self.workdir = handler_dir, workdir
+        self.producer = producer
+        self.secrets_dir = producer_keys(workdir / "secrets", producer)
         self.prefetch, self.delivery_limit, self.timeout = prefetch, delivery_limit, timeout
         self.port = _free_port()
         self.url = f"http://{paths.HOST}:{self.port}"
         self.function: subprocess.Popen[bytes] | None = None
         self.trigger: subprocess.Popen[bytes] | None = None
+
+    def event(self, payload: Payload) -> tuple[str, bytes]:
+        """``payload`` signed by the producer this function trusts: (id, structured body)."""
+        event = signed(payload, self.producer, secrets_dir=self.secrets_dir)
+        return event.id, event.to_structured()
 
     @property
     def queue(self) -> str:
@@ -54,7 +65,7 @@ class TestFunction:
             handler="./" + str(self.handler_dir.relative_to(paths.REPO)))})
         context = build_context(self.name, stack, out=self.workdir)
         env = {**function_environment(self.name), "upstream_url": self.url,
-               "PYTHONUNBUFFERED": "1", "THREADS": "16"}
+               "PYTHONUNBUFFERED": "1", "THREADS": "16", "SECRETS_DIR": str(self.secrets_dir)}
         logs = self.workdir / f"{self.name}.log"
         with logs.open("ab") as log:
             self.function = subprocess.Popen([str(paths.PYTHON), "index.py"], cwd=context,
