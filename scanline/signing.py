@@ -81,19 +81,20 @@ def _canonical_time(value: datetime | None) -> str | None:
 
 def signed_bytes(event: Event, kid: str) -> bytes:
     """What the signature covers (see the module docstring)."""
-    document: dict[str, Any] = {
-        "specversion": event.specversion, "id": event.id, "source": event.source,
-        "type": event.type, "subject": event.subject, "time": _canonical_time(event.time),
-        "datacontenttype": event.datacontenttype, KEY_ID: kid,
-    }
-    if isinstance(event.data, (bytes, bytearray)):
-        document["data_base64"] = base64.b64encode(event.data).decode()
-    else:
-        document["data"] = event.data
     try:
+        document: dict[str, Any] = {
+            "specversion": event.specversion, "id": event.id, "source": event.source,
+            "type": event.type, "subject": event.subject, "time": _canonical_time(event.time),
+            "datacontenttype": event.datacontenttype, KEY_ID: kid,
+        }
+        if isinstance(event.data, (bytes, bytearray)):
+            document["data_base64"] = base64.b64encode(event.data).decode()
+        else:
+            document["data"] = event.data
         return canonical_json(document)
-    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
-        raise _refused(f"the event cannot be canonicalised: {exc}") from None
+    except (rfc8785.CanonicalizationError, TypeError, ValueError, OverflowError):
+        # A time beyond the calendar, text that is not Unicode: nothing was signed like it.
+        raise _refused("the event cannot be put in canonical form") from None
 
 
 def _without_floats(value: Any) -> bool:

@@ -43,6 +43,7 @@ from infra.local.trigger import declare_topology
 from scanline.adapters.topology import queue_name
 from scanline.domain import callbacks
 from scanline.logs import configure as configure_logging
+from scanline.runtime.client_address import client_address, parse_networks
 
 log = logging.getLogger("gateway")
 
@@ -53,8 +54,10 @@ ASYNC_RETRY_STATUSES = {408, 429, 500, 502, 503, 504}  # the Pro queue-worker's 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
               "trailer", "trailers", "transfer-encoding", "upgrade", "host", "content-length"}
 CHUNK = 64 * 1024
+PATH_SAFE = "/%:@!$&()*+,;=~"  # RFC 3986 pchar: what stays as it is in a proxied path
 FUNCTION_TIMEOUT = float(os.environ.get("GATEWAY_FUNCTION_TIMEOUT", "60"))
 CALLBACK_HOSTS = callbacks.parse_hosts(os.environ.get("GATEWAY_CALLBACK_HOSTS", ""))
+TRUSTED_PROXIES = parse_networks(os.environ.get("GATEWAY_TRUSTED_PROXIES", ""))
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 REASONS = {200: "OK", 202: "Accepted", 400: "Bad Request", 404: "Not Found",
@@ -98,7 +101,12 @@ class SizedStream:
 
 
 def request_headers(environ: dict[str, Any]) -> dict[str, str]:
-    """The client's end-to-end headers plus X-Forwarded-* (hop-by-hop ones dropped)."""
+    """The client's end-to-end headers plus X-Forwarded-* (hop-by-hop ones dropped).
+
+    ``X-Forwarded-For`` is *replaced* by the one client address the gateway vouches for:
+    its peer, or, when the peer is a proxy on ``GATEWAY_TRUSTED_PROXIES``, the address that
+    proxy forwarded. Functions throttle per client address, so what a client writes in the
+    header must never reach them."""
     headers = {}
     for key, value in environ.items():
         if key.startswith("HTTP_"):
@@ -107,9 +115,8 @@ def request_headers(environ: dict[str, Any]) -> dict[str, str]:
                 headers[name] = value
     if environ.get("CONTENT_TYPE"):
         headers["Content-Type"] = environ["CONTENT_TYPE"]
-    client = environ.get("REMOTE_ADDR", "")
-    previous = headers.get("X-Forwarded-For")
-    headers["X-Forwarded-For"] = f"{previous}, {client}" if previous else client
+    headers["X-Forwarded-For"] = client_address(
+        environ.get("REMOTE_ADDR", ""), headers.get("X-Forwarded-For", ""), TRUSTED_PROXIES)
     headers["X-Forwarded-Host"] = environ.get("HTTP_HOST", "")
     headers["X-Forwarded-Proto"] = environ.get("wsgi.url_scheme", "http")
     return headers
@@ -172,7 +179,7 @@ class Gateway:
         if not isinstance(function, Function):
             return function
         query = environ.get("QUERY_STRING", "")
-        url = f"http://{paths.HOST}:{function.port}{quote(sub_path, safe='/%:@!$&()*+,;=~')}"
+        url = f"http://{paths.HOST}:{function.port}{quote(sub_path, safe=PATH_SAFE)}"
         if query:
             url += "?" + query
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -241,13 +248,17 @@ class Gateway:
         if function is None or function.event_only:
             log.warning("async call for a function that takes no calls", extra={"target": name})
             return Outcome.DEAD_LETTER
-        url = f"http://{paths.HOST}:{function.port}{meta.get('path', '/')}"
+        sub_path = str(meta.get("path", "/"))
+        if not sub_path.startswith("/"):  # "@host/..." would make the function's address
+            log.warning("async call with a malformed path", extra={"target": name})
+            return Outcome.DEAD_LETTER
+        url = f"http://{paths.HOST}:{function.port}{quote(sub_path, safe=PATH_SAFE)}"
         if meta.get("query"):
             url += f"?{meta['query']}"
         headers = json.loads(str(meta.get("request-headers", "{}")))
         try:
             response = self.session.post(url, data=body, headers=headers,
-                                         timeout=FUNCTION_TIMEOUT)
+                                         timeout=FUNCTION_TIMEOUT, allow_redirects=False)
         except requests.RequestException as exc:
             log.warning("async invoke failed", extra={"target": name, "call_id": call_id,
                                                       "error": type(exc).__name__})
@@ -360,7 +371,9 @@ def main() -> None:
     signal.signal(signal.SIGTERM, shutdown)
     log.info("listening", extra={"port": paths.GATEWAY_PORT})
     serve(gateway, host=paths.HOST, port=paths.GATEWAY_PORT, threads=16, ident="scanline-gateway",
-          max_request_body_size=64 * 1024 * 1024, channel_timeout=120)
+          max_request_body_size=64 * 1024 * 1024, channel_timeout=120,
+          # request_headers decides whose X-Forwarded-For to believe.
+          clear_untrusted_proxy_headers=False)
 
 
 if __name__ == "__main__":

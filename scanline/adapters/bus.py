@@ -70,7 +70,9 @@ class AmqpPublisher:
         params.socket_timeout = self._timeout
         params.blocked_connection_timeout = 10
         params.connection_attempts = 1
-        params.heartbeat = 30
+        # No heartbeats: nothing services the connection between publishes, so the broker
+        # would close it as dead every minute; a broken one is reopened at the next use.
+        params.heartbeat = 0
         self._connection = pika.BlockingConnection(params)
         channel = self._connection.channel()
         channel.exchange_declare(EXCHANGE, exchange_type="topic", durable=True)
@@ -102,14 +104,19 @@ class AmqpPublisher:
                         raise DependencyUnavailable("rabbitmq", f"publish failed: {exc!r}") from exc
 
     def ping(self) -> None:
+        """A connection the broker dropped since the last use (a restart, an idle
+        timeout) is reopened once before the answer is "down"."""
         with self._lock:
-            try:
-                self._open()
-                assert self._connection is not None
-                self._connection.process_data_events(0)
-            except (AMQPError, OSError) as exc:
-                self._drop()
-                raise DependencyUnavailable("rabbitmq") from exc
+            for attempt in (1, 2):
+                try:
+                    self._open()
+                    assert self._connection is not None
+                    self._connection.process_data_events(0)
+                    return
+                except (AMQPError, OSError) as exc:
+                    self._drop()
+                    if attempt == 2:
+                        raise DependencyUnavailable("rabbitmq") from exc
 
     def close(self) -> None:
         with self._lock:

@@ -16,7 +16,7 @@ from typing import Any
 from flask import Request
 
 from scanline import jsontext
-from scanline.errors import UnsupportedMediaType
+from scanline.errors import BadRequest, UnsupportedMediaType
 from scanline.runtime.routing import Operation
 from scanline.validation import compiled
 
@@ -43,12 +43,18 @@ def body(op: Operation, request: Request) -> Any:
             f"{request.method} {request.path} takes {' or '.join(sorted(op.body))}"
             + (f", not {media}" if media else ""))
     if media == MULTIPART:
-        parts: dict[str, Any] = request.form.to_dict()
-        # A file part is checked for presence; its content is the view's to judge.
-        parts.update({name: "" for name in request.files if name in file_fields(schema)})
+        files = file_fields(schema)
+        # A file field is present only as a file part (a text field of that name is not
+        # it); its content is the view's to judge.
+        parts: dict[str, Any] = {k: v for k, v in request.form.to_dict().items()
+                                 if k not in files}
+        parts.update({name: "" for name in request.files if name in files})
         compiled(schema).check(parts)
-        return request.form.to_dict()
+        return {k: v for k, v in request.form.to_dict().items() if k not in files}
     if media == FORM:
+        repeated = sorted(k for k in request.form if len(request.form.getlist(k)) > 1)
+        if repeated:  # RFC 6749 §3.2, and no guessing which copy was meant
+            raise BadRequest(f"parameters given more than once: {', '.join(repeated)}")
         return compiled(schema).check(request.form.to_dict())
     return compiled(schema).check(jsontext.loads(request.get_data(cache=True)))
 

@@ -46,5 +46,8 @@ if __name__ == "__main__":
         # waitress buffers bodies before the app sees them: cap that at twice the
         # function's limit (the app answers 413 with a problem document below it).
         max_request_body_size=2 * limit + 1024 * 1024,
+        # X-Forwarded-For reaches the app, which decides whom to believe
+        # (scanline.runtime.client_address); waitress would otherwise drop it.
+        clear_untrusted_proxy_headers=False,
         ident="scanline",
     )
