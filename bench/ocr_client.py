@@ -17,6 +17,8 @@ from typing import Any
 
 import requests
 
+from tests.support import clients
+
 PASSWORD = "correct horse battery staple 42"
 OTP = re.compile(r"verification code is (\d{6})")
 
@@ -45,13 +47,15 @@ class OcrClient:
     def sign_up(cls, gateway: str, mail_dir: Path, prefix: str = "ocr") -> OcrClient:
         email = f"{prefix}-{uuid.uuid4().hex[:12]}@example.com"
         fn = f"{gateway}/function"
-        r = requests.post(f"{fn}/register", timeout=30,
-                          json={"name": "OCR tester", "email": email, "password": PASSWORD})
+        person = clients.session()  # one person, from an address of their own
+        r = person.post(f"{fn}/register", timeout=30,
+                        json={"name": "OCR tester", "email": email, "password": PASSWORD})
         assert r.status_code == 202, r.text
-        r = requests.post(f"{fn}/verify-otp", timeout=30,
-                          json={"email": email, "otp": _otp_from_sink(mail_dir, email)})
+        r = person.post(f"{fn}/verify-otp", timeout=30,
+                        json={"email": email, "otp": _otp_from_sink(mail_dir, email),
+                              "password": PASSWORD})
         assert r.status_code == 200, r.text
-        r = requests.post(f"{fn}/token", timeout=30, json={
+        r = person.post(f"{fn}/token", timeout=30, json={
             "grant_type": "password", "username": email, "password": PASSWORD})
         assert r.status_code == 200, r.text
         return cls(gateway, r.json()["access_token"], email)

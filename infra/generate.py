@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from infra import openapi
-from infra.local.stackfile import EVENT_ONLY, duration_seconds, envsubst
+from infra.local.stackfile import CRON, EVENT_ONLY, duration_seconds, envsubst
 from scanline.adapters.topology import DEAD_LETTER_EXCHANGE, DELIVERY_LIMIT, EXCHANGE
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,7 +79,7 @@ class Fn:
     @property
     def topics(self) -> list[str]:
         raw = _text((self.spec.get("annotations") or {}).get("topic", ""))
-        return [t.strip() for t in raw.split(",") if t.strip()]
+        return [t.strip() for t in raw.split(",") if t.strip() and t.strip() != CRON]
 
     def timeout(self, name: str) -> float:
         return duration_seconds(self.environment[name])

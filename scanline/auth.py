@@ -14,6 +14,12 @@ valid until they expire (15 minutes) — then the previous key can be removed.
 Only the token function holds those keys. Every other function verifies with the public
 keys of its JWKS (``JWKS_URL``, fetched by ``scanline.adapters.jwks``), so a function that
 checks tokens can never mint one.
+
+Revocation: every access token names its session (``sid``). Logging out, a refresh token
+reused after its grace (suspected theft) and a password change revoke sessions in
+PostgreSQL; each verifier keeps the recently revoked sessions in memory, refreshed every
+couple of seconds (``scanline.adapters.revocations``), and refuses their tokens: a
+revoked session's tokens stop working everywhere within seconds, not at their expiry.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from scanline.settings import Settings
 
 ALGORITHM = "EdDSA"
 TOKEN_TYPE = "at+jwt"
-REQUIRED_CLAIMS = ("sub", "iss", "aud", "iat", "nbf", "exp", "jti")
+REQUIRED_CLAIMS = ("sub", "sid", "iss", "aud", "iat", "nbf", "exp", "jti")
 log = logging.getLogger(__name__)
 
 # Tolerated clock difference between the replica that signed and the one that verifies.
@@ -110,6 +116,12 @@ class PublicKeys(Protocol):
     def find(self, kid: str) -> Ed25519PublicKey | None: ...
 
 
+class RevokedSessions(Protocol):
+    """Which sessions have ended (their access tokens are refused)."""
+
+    def is_revoked(self, session_id: str) -> bool: ...
+
+
 class KeyRing:
     """The current signing key plus the public keys tokens may be verified with."""
 
@@ -138,6 +150,7 @@ class KeyRing:
 @dataclass(frozen=True)
 class Claims:
     subject: str
+    session_id: str
     token_id: str
     issued_at: datetime
     expires_at: datetime
@@ -151,9 +164,9 @@ class TokenSigner:
         return jwt.encode(dict(claims), self._keys.signing_key, algorithm=ALGORITHM,
                           headers={"kid": self._keys.kid, "typ": TOKEN_TYPE})
 
-    def issue(self, subject: str) -> str:
-        """A fresh access token for ``subject`` (see ``scanline.domain.tokens``)."""
-        return self.sign(access_claims(subject, issuer=self._settings.issuer,
+    def issue(self, subject: str, session: str) -> str:
+        """A fresh access token for ``subject`` in ``session`` (``scanline.domain.tokens``)."""
+        return self.sign(access_claims(subject, session, issuer=self._settings.issuer,
                                        audience=self._settings.audience, now=self._clock.now()))
 
 
@@ -166,8 +179,8 @@ def _rejected(reason: str) -> Unauthorized:
 
 class TokenVerifier:
     def __init__(self, keys: PublicKeys, settings: TokenSettings, clock: Clock,
-                 leeway: int = LEEWAY_SECONDS) -> None:
-        self._keys = keys
+                 revoked: RevokedSessions, leeway: int = LEEWAY_SECONDS) -> None:
+        self._keys, self._revoked = keys, revoked
         self._settings, self._clock, self._leeway = settings, clock, leeway
 
     def verify(self, token: str | None) -> Claims:
@@ -193,9 +206,12 @@ class TokenVerifier:
                          "verify_nbf": False, "verify_iat": False})
         except jwt.PyJWTError:
             raise _rejected("signature or claims") from None
-        return self._check_times(payload)
+        claims = self._check_claims(payload)
+        if self._revoked.is_revoked(claims.session_id):
+            raise _rejected("session revoked")
+        return claims
 
-    def _check_times(self, payload: Mapping[str, Any]) -> Claims:
+    def _check_claims(self, payload: Mapping[str, Any]) -> Claims:
         times = [payload[name] for name in ("iat", "nbf", "exp")]
         if not all(isinstance(t, int) and not isinstance(t, bool) for t in times):
             raise _rejected("time claims must be integers")
@@ -203,8 +219,9 @@ class TokenVerifier:
         now = self._clock.now().timestamp()
         if now + self._leeway < nbf or now + self._leeway < iat or now >= exp + self._leeway:
             raise _rejected("not yet valid or expired")
-        if not isinstance(payload["sub"], str) or not isinstance(payload["jti"], str):
-            raise _rejected("sub and jti must be strings")
-        return Claims(subject=payload["sub"], token_id=payload["jti"],
+        if not all(isinstance(payload[name], str) for name in ("sub", "sid", "jti")):
+            raise _rejected("sub, sid and jti must be strings")
+        return Claims(subject=payload["sub"], session_id=payload["sid"],
+                      token_id=payload["jti"],
                       issued_at=datetime.fromtimestamp(iat, self._clock.now().tzinfo),
                       expires_at=datetime.fromtimestamp(exp, self._clock.now().tzinfo))

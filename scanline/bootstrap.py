@@ -25,6 +25,7 @@ from scanline.adapters.db import Database
 from scanline.adapters.jwks import JwksKeys
 from scanline.adapters.mail import SmtpMailer
 from scanline.adapters.outbox import Outbox
+from scanline.adapters.revocations import RevocationList
 from scanline.adapters.store import ObjectStore
 from scanline.adapters.unit_of_work import Emitter, UnitOfWork
 from scanline.auth import KeyRing, PublicKeys, TokenSettings, TokenSigner, TokenVerifier
@@ -38,6 +39,7 @@ from scanline.settings import Settings
 from scanline.signing import EventSigner, EventVerifier, Keyring, source_of
 
 if TYPE_CHECKING:
+    from scanline.domain.password_policy import BreachedPasswords
     from scanline.domain.passwords import PasswordHasher
     from scanline.ocr.service import OcrService, OcrSettings
 
@@ -45,12 +47,16 @@ T = TypeVar("T")
 
 
 class Container:
-    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+    def __init__(self, settings: Settings, clock: Clock | None = None, *,
+                 replace: dict[str, Any] | None = None) -> None:
+        """``replace`` puts given objects in place of adapters by their name (as nameko's
+        ``replace_dependencies``): a unit test of pure logic swaps one adapter, never
+        patches."""
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self.secrets = Secrets(settings.secrets_dir)
         self._lock = threading.RLock()
-        self._built: dict[str, Any] = {}
+        self._built: dict[str, Any] = dict(replace or {})
 
     @classmethod
     def from_env(cls) -> Container:
@@ -120,8 +126,13 @@ class Container:
             keys: PublicKeys = (JwksKeys(settings.jwks_url,
                                          timeout=self.settings.dependency_timeout)
                                 if settings.jwks_url else self.keys)
-            return TokenVerifier(keys, settings, self.clock)
+            return TokenVerifier(keys, settings, self.clock, self.revocations)
         return self._once("tokens", build)
+
+    @property
+    def revocations(self) -> RevocationList:
+        """The sessions that ended, as this process's token verifier sees them."""
+        return self._once("revocations", lambda: RevocationList(self.db, self.clock))
 
     @property
     def signer(self) -> TokenSigner:
@@ -134,6 +145,12 @@ class Container:
         from scanline.domain.passwords import PasswordHasher
 
         return self._once("passwords", PasswordHasher)
+
+    @property
+    def breached_passwords(self) -> BreachedPasswords:
+        from scanline.domain.password_policy import BreachedPasswords
+
+        return self._once("breached_passwords", BreachedPasswords)
 
     @property
     def otp_key(self) -> bytes:
@@ -212,10 +229,13 @@ class Container:
 
 @dataclass(frozen=True)
 class Provider:
-    """A dependency a view can take by name, and what ``/_/ready`` must check if it does."""
+    """A dependency a view can take by name, what ``/_/ready`` must check if it does, and
+    what to start at start-up (loading data, never connecting) so the first request does
+    not pay for it."""
 
     get: Callable[[Container], Any]
     needs: tuple[str, ...] = ()
+    warm: Callable[[Any], None] | None = None
 
 
 PROVIDERS: dict[str, Provider] = {
@@ -224,6 +244,9 @@ PROVIDERS: dict[str, Provider] = {
     "store": Provider(lambda c: c.store, ("store",)),
     "mailer": Provider(lambda c: c.mailer, ("mail",)),
     "passwords": Provider(lambda c: c.passwords),
+    "breached_passwords": Provider(lambda c: c.breached_passwords,
+                                   warm=lambda passwords: passwords.preload()),
+    "revocations": Provider(lambda c: c.revocations, ("db",)),
     "otp_key": Provider(lambda c: c.otp_key),
     "token_signer": Provider(lambda c: c.signer),
     "token_keys": Provider(lambda c: c.keys),

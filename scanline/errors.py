@@ -73,6 +73,17 @@ class TooManyRequests(ScanlineError):
             self.headers["Retry-After"] = str(max(1, int(retry_after)))
 
 
+class OAuthError(ScanlineError):
+    """An error of the OAuth 2.0 token or revocation endpoint (RFC 6749 §5.2), answered as
+    ``{"error", "error_description"}`` so standard clients can tell its cause."""
+
+    title, slug = "OAuth error", "oauth"
+
+    def __init__(self, error: str, detail: str, *, status: int = 400, **kw: Any) -> None:
+        super().__init__(detail, **kw)
+        self.error, self.status = error, status
+
+
 class DependencyUnavailable(ScanlineError):
     """A server we depend on (database, broker, S3, SMTP) did not answer: retry later."""
 

@@ -83,12 +83,24 @@ def by_type(type_: str) -> type[Payload] | None:
     return REGISTRY.get(type_)
 
 
-@event_type("io.scanline.user.registered.v1", producers={"register"})
+@event_type("io.scanline.user.registered.v2", producers={"register"})
 class UserRegistered(Payload):
-    """A new, unverified account: issue-otp mails it a code."""
+    """A sign-up: issue-otp mails the address a code for this registration, or, if the
+    address already has an account, a notice. (v1 named an unverified user; since
+    registrations hold their own credential until verified there is none.)"""
 
-    user_id: str = prop(UUID)
+    registration_id: str = prop(UUID)
     email: str = prop(EMAIL_ADDRESS)
+
+
+@event_type("io.scanline.code.requested.v1", producers={"issue-otp"})
+class CodeRequested(Payload):
+    """Someone asked issue-otp over HTTP for a code for this address. The request is
+    answered at once, the same way for every address; whether a mail goes out is decided
+    here, off the request path, so neither the answer nor its timing tells anything."""
+
+    email: str = prop(EMAIL_ADDRESS)
+    purpose: str = prop({"enum": ["verification", "recovery"]})
 
 
 @event_type("io.scanline.user.verified.v1", producers={"verify-otp"})
@@ -96,7 +108,7 @@ class UserVerified(Payload):
     user_id: str = prop(UUID)
 
 
-@event_type("io.scanline.email.requested.v1", producers={"register", "issue-otp", "ocr"})
+@event_type("io.scanline.email.requested.v1", producers={"issue-otp", "ocr"})
 class EmailRequested(Payload):
     """A mail for send-email to deliver. The one type that may carry a verification code
     (in ``text``), because the mail itself is how the code reaches its owner."""

@@ -39,6 +39,11 @@ class Settings:
     log_level: str = "INFO"
     # Signed events older than this are refused (scanline.signing: the replay window).
     event_max_age: int = 7 * 24 * 3600
+    # Proxies whose X-Forwarded-For entries are believed (scanline.runtime.client_address):
+    # the watchdog on loopback and, in a cluster, the gateway's and ingress' networks.
+    trusted_proxies: str = "127.0.0.0/8,::1/128"
+    # How long security events are kept (the housekeeping function deletes older ones).
+    audit_retention_days: int = 90
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -66,6 +71,8 @@ class Settings:
             ocr_engine=env.get("OCR_ENGINE", d.ocr_engine),
             log_level=env.get("LOG_LEVEL", d.log_level),
             event_max_age=int(env.get("EVENT_MAX_AGE_SECONDS", d.event_max_age)),
+            trusted_proxies=env.get("TRUSTED_PROXIES", d.trusted_proxies),
+            audit_retention_days=int(env.get("AUDIT_RETENTION_DAYS", d.audit_retention_days)),
             extra=env,
         )
 

@@ -1,37 +1,40 @@
-"""register: create an unverified account and start email verification.
+"""register: start a sign-up, the same way for every address.
 
-The answer is the same 202 whether or not the address already has an account, and so is
-the work: the password is hashed in both cases before the database decides (one insert,
-``ON CONFLICT DO NOTHING`` on the case-insensitive unique index). A new user gets
-``user.registered`` (issue-otp sends the code); an existing one gets an "account already
-exists" mail, at most one per address per ``ACCOUNT_EXISTS_MAIL`` window so that register
-cannot be used to flood someone's inbox.
+Whatever the address (unknown, waiting for its code, or an account already), the request
+does the same work: the password is normalised, checked against the policy and hashed, a
+*registration* is stored with that hash, and ``user.registered`` goes to issue-otp, which
+decides off the request path what the address gets (a code bound to this registration,
+or an "account already exists" notice). So neither the answer, nor its body, nor its
+timing tells whether the address has an account.
+
+A registration is not an account: nothing can log in with it until its own code, mailed
+to the address, is entered with its own password (verify-otp). Whoever registers an
+address first therefore gains nothing over the address's owner, who simply registers
+too. Registrations expire after a day; at most ``REGISTRATIONS_PER_CLIENT`` per client
+address an hour.
 """
 
 from typing import Any
 
 from scanline.adapters.unit_of_work import UnitOfWork
 from scanline.clock import Clock
-from scanline.domain import account_emails
+from scanline.domain import audit, password_policy
+from scanline.domain.password_policy import BreachedPasswords
 from scanline.domain.passwords import PasswordHasher
-from scanline.domain.rate_limits import ACCOUNT_EXISTS_MAIL
-from scanline.domain.users import (
-    EMAIL,
-    NAME_MAX,
-    check_password_policy,
-    email_key,
-    normalise_email,
-)
-from scanline.payloads import EmailRequested, UserRegistered
-from scanline.runtime import Response, Routes
+from scanline.domain.rate_limits import REGISTRATIONS_PER_CLIENT
+from scanline.domain.registrations import expiry
+from scanline.domain.users import EMAIL, NAME_MAX, client_key, email_key, normalise_email
+from scanline.errors import TooManyRequests
+from scanline.payloads import UserRegistered
+from scanline.runtime import Call, Response, Routes
 from scanline.validation import strict_object
 
 REGISTRATION = strict_object(
     {
         "name": {"type": "string", "minLength": 1, "maxLength": NAME_MAX},
         "email": EMAIL,
-        # Length and the common-password list are checked by the policy, whose messages
-        # never quote the password back.
+        # Length, context words and the breached list are checked by the policy, whose
+        # messages never quote the password back.
         "password": {"type": "string"},
     },
     required=["name", "email", "password"],
@@ -41,23 +44,28 @@ PENDING = strict_object({"status": {"const": "pending_verification"}}, required=
 routes = Routes()
 
 
-@routes.http("/", "POST", summary="Create an account and mail a verification code",
+@routes.http("/", "POST", summary="Start a sign-up: a code is mailed to the address",
              body={"application/json": REGISTRATION}, responses={202: PENDING},
-             emits=[UserRegistered, EmailRequested])
-def register(body: dict[str, Any], uow: UnitOfWork, passwords: PasswordHasher,
-             clock: Clock) -> Response:
+             emits=[UserRegistered])
+def register(body: dict[str, Any], request: Call, uow: UnitOfWork, passwords: PasswordHasher,
+             breached_passwords: BreachedPasswords, clock: Clock) -> Response:
     email = normalise_email(body["email"])
-    check_password_policy(body["password"])
-    password_hash = passwords.hash(body["password"])  # outside the transaction
+    password = password_policy.normalise(body["password"])
+    password_policy.check(password, email=email, name=body["name"],
+                          breached=breached_passwords)
     now = clock.now()
     with uow:
-        # Counted for new addresses too, so both paths do the same database work.
-        mail_limited = uow.limits.hit(ACCOUNT_EXISTS_MAIL, email_key(email), now)
-        user_id = uow.users.create(email=email, name=body["name"],
-                                   password_hash=password_hash, now=now)
-        if user_id is None:
-            if mail_limited is None:
-                uow.emit(account_emails.account_exists(email))
-        else:
-            uow.emit(UserRegistered(user_id=str(user_id), email=email), subject=str(user_id))
+        retry_after = uow.limits.hit(REGISTRATIONS_PER_CLIENT, client_key(request.client), now)
+    if retry_after is not None:
+        raise TooManyRequests("too many sign-ups from this address; try again later",
+                              retry_after=retry_after)
+    password_hash = passwords.hash(password)  # outside the transaction
+    with uow:
+        registration_id = uow.registrations.add(email=email, name=body["name"],
+                                                password_hash=password_hash, now=now,
+                                                expires_at=expiry(now))
+        uow.emit(UserRegistered(registration_id=str(registration_id), email=email),
+                 subject=str(registration_id))
+        uow.audit.record(audit.REGISTERED, audit.OK, at=now, account=email_key(email),
+                         client=request.client, user_agent=request.headers.get("User-Agent"))
     return Response({"status": "pending_verification"}, status=202)

@@ -34,8 +34,12 @@ def local_overrides() -> dict[str, str]:
 def local_overrides_where_set() -> dict[str, str]:
     """Local values for settings whose mere presence means something, so they are replaced
     only in the functions whose stack.yml sets them: ``JWKS_URL`` makes a function verify
-    tokens with the token function's JWKS instead of the signing key (scanline.bootstrap)."""
-    return {"JWKS_URL": f"http://{paths.HOST}:{paths.GATEWAY_PORT}/function/token/jwks.json"}
+    tokens with the token function's JWKS instead of the signing key (scanline.bootstrap);
+    ``JWT_ISSUER`` is what both the token function and every verifier must agree on."""
+    gateway = f"http://{paths.HOST}:{paths.GATEWAY_PORT}"
+    return {"JWKS_URL": f"{gateway}/function/token/jwks.json",
+            # The issuer is where the discovery document is: the local gateway.
+            "JWT_ISSUER": f"{gateway}/function/token"}
 
 
 def function_environment(name: str, stack: Stack | None = None) -> dict[str, str]:

@@ -36,7 +36,8 @@ MAIL_WEB_PORT = 8025
 CALLBACK_PORT = int(os.environ.get("CALLBACK_PORT", "8099"))
 
 S3_BUCKET = "scanline-uploads"
-DB_NAME = "scanline"
+# SCANLINE_DB: another database on the same server, for a second checkout's stack.
+DB_NAME = os.environ.get("SCANLINE_DB", "scanline")
 DB_USER = "scanline"
 RABBITMQ_USER = "scanline"
 

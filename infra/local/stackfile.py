@@ -20,6 +20,7 @@ from infra.local.paths import REPO
 from scanline.settings import Settings
 
 EVENT_ONLY = "io.scanline.event-only"
+CRON = "cron-function"
 DEFAULT_MAX_REQUEST_BYTES = Settings.max_request_bytes
 
 _VARIABLE = re.compile(
@@ -84,9 +85,18 @@ class Function:
 
     @property
     def topics(self) -> tuple[str, ...]:
-        """CloudEvent types from the comma-separated ``topic`` annotation (the connector's)."""
+        """CloudEvent types from the comma-separated ``topic`` annotation (the connector's);
+        ``cron-function`` is the cron-connector's marker, not an event type."""
         raw = self.annotations.get("topic", "")
-        return tuple(t.strip() for t in raw.split(",") if t.strip())
+        return tuple(t.strip() for t in raw.split(",") if t.strip() and t.strip() != CRON)
+
+    @property
+    def schedule(self) -> str | None:
+        """The cron expression the OpenFaaS cron-connector (and the local scheduler) runs
+        the function on."""
+        if CRON not in self.annotations.get("topic", ""):
+            return None
+        return self.annotations.get("schedule") or None
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 supervisord restarts a crashed process, keeps one log per program under ``.local/logs`` and
 gives tests ``supervisorctl stop|start <program>`` for fault injection. Program names are
-the function names plus ``gateway``, ``trigger``, ``mailsink`` and ``s3``.
+the function names plus ``gateway``, ``trigger``, ``scheduler``, ``mailsink`` and ``s3``.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ from infra.local import paths
 from infra.local.environment import function_environment
 from infra.local.stackfile import Stack
 
-SERVICES = ("mailsink", "s3", "gateway", "trigger")
+SERVICES = ("mailsink", "s3", "gateway", "trigger", "scheduler")
 SERVICE_MODULES = {"mailsink": "infra.local.mailsink", "s3": "infra.local.s3server",
-                   "gateway": "infra.local.gateway", "trigger": "infra.local.trigger"}
-PRIORITY = {"mailsink": 10, "s3": 10, "function": 20, "trigger": 30, "gateway": 30}
+                   "gateway": "infra.local.gateway", "trigger": "infra.local.trigger",
+                   "scheduler": "infra.local.scheduler"}
+PRIORITY = {"mailsink": 10, "s3": 10, "function": 20, "trigger": 30, "gateway": 30,
+            "scheduler": 30}
 
 
 def _quote(value: str) -> str:
@@ -57,6 +59,7 @@ def service_environment() -> dict[str, str]:
     return {"PYTHONPATH": str(paths.REPO), "PYTHONUNBUFFERED": "1",
             "MAIL_DIR": str(paths.mail_dir()), "GATEWAY_PORT": str(paths.GATEWAY_PORT),
             "FUNCTION_PORT_BASE": os.environ.get("FUNCTION_PORT_BASE", "8100"),
+            "SCANLINE_DB": paths.DB_NAME,
             "GATEWAY_CALLBACK_HOSTS": os.environ.get("GATEWAY_CALLBACK_HOSTS",
                                                      f"{paths.HOST}:{paths.CALLBACK_PORT}")}
 

@@ -1,7 +1,9 @@
-"""Repositories of the account functions: users, OTP codes, rate limits, refresh tokens.
+"""Repositories of the account functions: users, registrations, recovery codes, rate
+limits, sessions, refresh tokens and the audit log.
 
 Each works on the unit of work's connection, inside its transaction (``uow.users``,
-``uow.otps``, ``uow.limits``, ``uow.refresh_tokens``). Every check-then-act is a single
+``uow.registrations``, ``uow.otps``, ``uow.limits``, ``uow.sessions``,
+``uow.refresh_tokens``, ``uow.audit``). Every check-then-act is a single
 statement (``ON CONFLICT``, ``UPDATE ... WHERE ... RETURNING``) so concurrent requests on
 several replicas cannot both win. Times come from the caller's clock, never from ``now()``
 in SQL, so the rules can be tested with a clock a test moves.
@@ -17,9 +19,17 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Row
 
-from scanline.adapters.accounts_tables import otp_codes, rate_limits, refresh_tokens, users
-from scanline.domain.otp import Attempt
-from scanline.domain.rate_limits import Limit
+from scanline.adapters.accounts_tables import (
+    audit_events,
+    otp_codes,
+    rate_limits,
+    refresh_tokens,
+    registrations,
+    sessions,
+    users,
+)
+from scanline.domain.rate_limits import Limit, Throttle, ThrottleState
+from scanline.domain.registrations import Registration
 
 UserId = str | uuid.UUID
 
@@ -38,13 +48,15 @@ class Users:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    def create(self, *, email: str, name: str, password_hash: str,
-               now: datetime) -> uuid.UUID | None:
-        """The new user's id, or None if the address is taken (also by a concurrent insert:
-        the unique index decides, and the loser waits for the winner's commit)."""
+    def create(self, *, email: str, name: str, password_hash: str, now: datetime,
+               verified: bool = True, user_id: uuid.UUID | None = None) -> uuid.UUID | None:
+        """The new account's id, or None if the address is taken (also by a concurrent
+        insert: the unique index decides, and the loser waits for the winner's commit).
+        Accounts are created by a verification, so they are verified from the start."""
         created = self._conn.execute(
-            insert(users).values(id=uuid.uuid4(), email=email, name=name,
-                                 password_hash=password_hash, created_at=now)
+            insert(users).values(id=user_id or uuid.uuid4(), email=email, name=name,
+                                 password_hash=password_hash, created_at=now,
+                                 verified_at=now if verified else None)
             .on_conflict_do_nothing().returning(users.c.id)).first()
         return created.id if created else None
 
@@ -72,13 +84,76 @@ class Users:
                            .values(verified_at=now))
 
 
+class Registrations:
+    """Pending sign-ups: several may exist for one address, each with its own code."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def add(self, *, email: str, name: str, password_hash: str, now: datetime,
+            expires_at: datetime) -> uuid.UUID:
+        registration_id = uuid.uuid4()
+        self._conn.execute(registrations.insert().values(
+            id=registration_id, email=email, name=name, password_hash=password_hash,
+            created_at=now, expires_at=expires_at))
+        return registration_id
+
+    def _row(self, row: Row) -> Registration:
+        return Registration(id=row.id, email=row.email, name=row.name,
+                            password_hash=row.password_hash,
+                            code_digest=bytes(row.code_digest) if row.code_digest else None,
+                            code_expires_at=row.code_expires_at, legacy=row.legacy)
+
+    def get(self, registration_id: UserId, now: datetime) -> Registration | None:
+        key = _uuid(registration_id)
+        row = self._conn.execute(sa.select(registrations).where(
+            registrations.c.id == key, registrations.c.expires_at > now)).first() if key else None
+        return self._row(row) if row else None
+
+    def latest(self, email: str, now: datetime) -> Registration | None:
+        row = self._conn.execute(
+            sa.select(registrations)
+            .where(sa.func.lower(registrations.c.email) == email.lower(),
+                   registrations.c.expires_at > now)
+            .order_by(registrations.c.created_at.desc()).limit(1)).first()
+        return self._row(row) if row else None
+
+    def with_live_codes(self, email: str, now: datetime) -> list[Registration]:
+        rows = self._conn.execute(sa.select(registrations).where(
+            sa.func.lower(registrations.c.email) == email.lower(),
+            registrations.c.expires_at > now, registrations.c.code_digest.is_not(None),
+            registrations.c.code_expires_at > now))
+        return [self._row(r) for r in rows]
+
+    def set_code(self, registration_id: uuid.UUID, digest: bytes, expires_at: datetime) -> None:
+        self._conn.execute(registrations.update().where(registrations.c.id == registration_id)
+                           .values(code_digest=digest, code_expires_at=expires_at))
+
+    def close(self, email: str) -> int:
+        """Every registration of the address ends (the address was verified, or already
+        belongs to an account); returns how many there were."""
+        return self._conn.execute(registrations.delete().where(
+            sa.func.lower(registrations.c.email) == email.lower())).rowcount
+
+    def delete(self, registration_id: uuid.UUID) -> None:
+        self._conn.execute(registrations.delete().where(registrations.c.id == registration_id))
+
+
+@dataclass(frozen=True)
+class RecoveryCode:
+    user_id: uuid.UUID
+    digest: bytes
+
+
 class OtpCodes:
+    """Password-recovery codes: one live code per verified account."""
+
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def store(self, *, user_id: uuid.UUID, digest: bytes, expires_at: datetime,
               now: datetime) -> None:
-        """Save a new code for the user, replacing any earlier one with fresh counters."""
+        """Save a new code for the user, replacing any earlier one."""
         stmt = insert(otp_codes).values(user_id=user_id, digest=digest, attempts=0,
                                         expires_at=expires_at, used_at=None, created_at=now)
         self._conn.execute(stmt.on_conflict_do_update(
@@ -86,21 +161,13 @@ class OtpCodes:
             set_={name: stmt.excluded[name]
                   for name in ("digest", "attempts", "expires_at", "used_at", "created_at")}))
 
-    def count_attempt(self, email: str) -> Attempt | None:
-        """Increment the attempt counter of the address's code and return the code as it
-        now is (None: no code). Callers commit this before comparing anything."""
+    def live(self, email: str, now: datetime) -> RecoveryCode | None:
         row = self._conn.execute(
-            otp_codes.update()
+            sa.select(otp_codes.c.user_id, otp_codes.c.digest)
             .where(otp_codes.c.user_id == users.c.id,
-                   sa.func.lower(users.c.email) == email.lower())
-            .values(attempts=otp_codes.c.attempts + 1)
-            .returning(otp_codes.c.user_id, otp_codes.c.digest, otp_codes.c.attempts,
-                       otp_codes.c.expires_at, otp_codes.c.used_at)).first()
-        if row is None:
-            return None
-        return Attempt(user_id=str(row.user_id), digest=bytes(row.digest),
-                       attempts=row.attempts, expires_at=row.expires_at,
-                       used=row.used_at is not None)
+                   sa.func.lower(users.c.email) == email.lower(),
+                   otp_codes.c.used_at.is_(None), otp_codes.c.expires_at > now)).first()
+        return RecoveryCode(row.user_id, bytes(row.digest)) if row else None
 
     def consume(self, *, user_id: UserId, digest: bytes, now: datetime) -> bool:
         """Mark the code used; True for exactly one caller, however many try at once."""
@@ -134,9 +201,79 @@ class RateLimits:
             rate_limits.c.scope == limit.scope, rate_limits.c.key == key)).first()
         return None if row is None else limit.retry_after(row.window_start, row.hits, now)
 
-    def clear(self, limit: Limit, key: str) -> None:
+    def refund(self, limit: Limit, key: str) -> None:
+        """Give back a hit counted before the work it guarded, which turned out fine."""
+        self._conn.execute(rate_limits.update().where(
+            rate_limits.c.scope == limit.scope, rate_limits.c.key == key,
+            rate_limits.c.hits > 0).values(hits=rate_limits.c.hits - 1))
+
+    def clear(self, limit: Limit | Throttle, key: str) -> None:
         self._conn.execute(rate_limits.delete().where(rate_limits.c.scope == limit.scope,
                                                       rate_limits.c.key == key))
+
+    def throttle_state(self, throttle: Throttle, key: str, now: datetime) -> ThrottleState:
+        """The state of ``key``, row-locked until the transaction ends: concurrent attempts
+        of one pair are judged one after the other."""
+        self._conn.execute(insert(rate_limits).values(
+            scope=throttle.scope, key=key, window_start=now, hits=0)
+            .on_conflict_do_nothing())
+        row = self._conn.execute(
+            sa.select(rate_limits.c.hits, rate_limits.c.window_start,
+                      rate_limits.c.blocked_until)
+            .where(rate_limits.c.scope == throttle.scope, rate_limits.c.key == key)
+            .with_for_update()).one()
+        if row.window_start <= now - throttle.memory:
+            return ThrottleState()
+        return ThrottleState(row.hits, row.blocked_until)
+
+    def save_throttle(self, throttle: Throttle, key: str, state: ThrottleState,
+                      now: datetime) -> None:
+        self._conn.execute(rate_limits.update().where(
+            rate_limits.c.scope == throttle.scope, rate_limits.c.key == key).values(
+            hits=state.failures, blocked_until=state.blocked_until,
+            window_start=sa.case((rate_limits.c.window_start <= now - throttle.memory, now),
+                                 else_=rate_limits.c.window_start)))
+
+
+@dataclass(frozen=True)
+class Session:
+    id: uuid.UUID
+    user_id: uuid.UUID
+    expires_at: datetime
+    revoked: bool
+
+
+class Sessions:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def start(self, user_id: uuid.UUID, now: datetime, expires_at: datetime) -> uuid.UUID:
+        session_id = uuid.uuid4()
+        self._conn.execute(sessions.insert().values(id=session_id, user_id=user_id,
+                                                    created_at=now, expires_at=expires_at))
+        return session_id
+
+    def get(self, session_id: UserId) -> Session | None:
+        key = _uuid(session_id)
+        row = self._conn.execute(sa.select(sessions).where(sessions.c.id == key)).first() \
+            if key else None
+        return Session(row.id, row.user_id, row.expires_at, row.revoked_at is not None) \
+            if row else None
+
+    def revoke(self, session_id: UserId, now: datetime, reason: str) -> bool:
+        """End a session (its refresh tokens and, via the verifiers, its access tokens)."""
+        return self._conn.execute(sessions.update().where(
+            sessions.c.id == _uuid(session_id), sessions.c.revoked_at.is_(None)).values(
+            revoked_at=now, revoked_reason=reason)).rowcount == 1
+
+    def revoke_all(self, user_id: UserId, now: datetime, reason: str,
+                   keep: UserId | None = None) -> int:
+        """End every session of the account but ``keep``; returns how many ended."""
+        where = [sessions.c.user_id == _uuid(user_id), sessions.c.revoked_at.is_(None)]
+        if keep is not None:
+            where.append(sessions.c.id != _uuid(keep))
+        return self._conn.execute(sessions.update().where(*where).values(
+            revoked_at=now, revoked_reason=reason)).rowcount
 
 
 @dataclass(frozen=True)
@@ -145,7 +282,7 @@ class RefreshToken:
     family_id: uuid.UUID
     user_id: uuid.UUID
     expires_at: datetime
-    rotated: bool
+    rotated_at: datetime | None
     revoked: bool
 
 
@@ -168,7 +305,7 @@ class RefreshTokens:
         if row is None:
             return None
         return RefreshToken(id=row.id, family_id=row.family_id, user_id=row.user_id,
-                            expires_at=row.expires_at, rotated=row.rotated_at is not None,
+                            expires_at=row.expires_at, rotated_at=row.rotated_at,
                             revoked=row.revoked_at is not None)
 
     def mark_rotated(self, token_id: uuid.UUID, now: datetime) -> None:
@@ -180,3 +317,16 @@ class RefreshTokens:
                            .where(refresh_tokens.c.family_id == family_id,
                                   refresh_tokens.c.revoked_at.is_(None))
                            .values(revoked_at=now))
+
+
+class Audit:
+    """The security log: appended to in the transaction of the event it records."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def record(self, event: str, outcome: str, *, at: datetime, account: str | None = None,
+               client: str | None = None, user_agent: str | None = None) -> None:
+        self._conn.execute(audit_events.insert().values(
+            at=at, event=event, outcome=outcome, account=account, client=client,
+            user_agent=(user_agent or "")[:300] or None))

@@ -1,4 +1,4 @@
-"""Tables of the account functions (created by migration 0002_accounts)."""
+"""Tables of the account functions (migrations 0002_accounts and 0005_accounts_under_abuse)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,22 @@ users = sa.Table(
 USERS_EMAIL_INDEX = "users_email_lower_key"
 sa.Index(USERS_EMAIL_INDEX, sa.func.lower(users.c.email), unique=True)
 
-# At most one live code per user: issuing a new one replaces the row.
+# A sign-up waiting for its code: its own credential, activated only by its own code.
+registrations = sa.Table(
+    "registrations", metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("email", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("code_digest", sa.LargeBinary),  # HMAC-SHA256 of "<id>:<code>", never the code
+    sa.Column("code_expires_at", sa.DateTime(timezone=True)),
+    # Registered before registrations existed: verified with {"email", "otp"} alone.
+    sa.Column("legacy", sa.Boolean, nullable=False, server_default=sa.false()),
+)
+
+# Password-recovery codes of verified accounts: at most one live code per user.
 otp_codes = sa.Table(
     "otp_codes", metadata,
     sa.Column("user_id", sa.Uuid, sa.ForeignKey("users.id", ondelete="CASCADE"),
@@ -33,11 +48,25 @@ otp_codes = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# One per login. Access tokens name it (``sid``); revoking it ends them within seconds.
+sessions = sa.Table(
+    "sessions", metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("user_id", sa.Uuid, sa.ForeignKey("users.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),  # never renewed
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    sa.Column("revoked_reason", sa.Text),
+)
+
 refresh_tokens = sa.Table(
     "refresh_tokens", metadata,
     sa.Column("id", sa.Uuid, primary_key=True),
-    # Every token rotated from one login shares a family; reuse revokes the family.
-    sa.Column("family_id", sa.Uuid, nullable=False, index=True),
+    # Every token rotated from one login shares a family, which is the login's session;
+    # reuse revokes it.
+    sa.Column("family_id", sa.Uuid, sa.ForeignKey("sessions.id", ondelete="CASCADE"),
+              nullable=False, index=True),
     sa.Column("user_id", sa.Uuid, sa.ForeignKey("users.id", ondelete="CASCADE"),
               nullable=False),
     sa.Column("token_hash", sa.LargeBinary, nullable=False, unique=True),
@@ -47,11 +76,26 @@ refresh_tokens = sa.Table(
     sa.Column("revoked_at", sa.DateTime(timezone=True)),
 )
 
-# Fixed-window counters (OTP resends, failed logins) shared by every replica.
+# Counters shared by every replica: fixed windows (scanline.domain.rate_limits.Limit) and
+# progressive delays (Throttle, which also uses blocked_until).
 rate_limits = sa.Table(
     "rate_limits", metadata,
     sa.Column("scope", sa.Text, primary_key=True),
-    sa.Column("key", sa.Text, primary_key=True),  # scanline.domain.users.email_key
+    sa.Column("key", sa.Text, primary_key=True),  # a digest, never an address in clear
     sa.Column("window_start", sa.DateTime(timezone=True), nullable=False),
     sa.Column("hits", sa.Integer, nullable=False),
+    sa.Column("blocked_until", sa.DateTime(timezone=True)),
+)
+
+# Security events, append-only: who (a user id, or an unknown address's key), from where,
+# what happened. Never a password, a code or a token.
+audit_events = sa.Table(
+    "audit_events", metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("event", sa.Text, nullable=False),
+    sa.Column("outcome", sa.Text, nullable=False),
+    sa.Column("account", sa.Text),
+    sa.Column("client", sa.Text),
+    sa.Column("user_agent", sa.Text),
 )

@@ -26,8 +26,17 @@ from types import TracebackType
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
-from scanline.adapters.accounts_repo import OtpCodes, RateLimits, RefreshTokens, Users
+from scanline.adapters.accounts_repo import (
+    Audit,
+    OtpCodes,
+    RateLimits,
+    RefreshTokens,
+    Registrations,
+    Sessions,
+    Users,
+)
 from scanline.adapters.db import Database
+from scanline.adapters.housekeeping import Housekeeping
 from scanline.adapters.ocr_jobs_repository import OcrJobs
 from scanline.adapters.tables import outbox, processed_events
 from scanline.events import Event
@@ -108,6 +117,10 @@ class UnitOfWork:
         return Users(self.conn)
 
     @property
+    def registrations(self) -> Registrations:
+        return Registrations(self.conn)
+
+    @property
     def otps(self) -> OtpCodes:
         return OtpCodes(self.conn)
 
@@ -116,12 +129,24 @@ class UnitOfWork:
         return RateLimits(self.conn)
 
     @property
+    def sessions(self) -> Sessions:
+        return Sessions(self.conn)
+
+    @property
     def refresh_tokens(self) -> RefreshTokens:
         return RefreshTokens(self.conn)
 
     @property
+    def audit(self) -> Audit:
+        return Audit(self.conn)
+
+    @property
     def jobs(self) -> OcrJobs:
         return OcrJobs(self.conn)
+
+    @property
+    def housekeeping(self) -> Housekeeping:
+        return Housekeeping(self.conn)
 
     @property
     def inbox(self) -> Inbox:

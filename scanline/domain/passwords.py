@@ -54,7 +54,10 @@ class PasswordHasher:
         against a dummy hash of the same cost and is always False."""
         with self._slots:
             if stored is None:
-                self._scheme.verify(password, self._dummy)
+                # The dummy first: making it loads passlib's backend, which replaces the
+                # method a bound ``verify`` taken before would still point at.
+                dummy = self._dummy
+                self._scheme.verify(password, dummy)
                 return False
             return bool(self._scheme.verify(password, stored))
 

@@ -1,10 +1,17 @@
-"""Access-token claims and opaque refresh tokens.
+"""Access-token claims, sessions and opaque refresh tokens.
 
 Access tokens carry only what a resource server needs to authorise a call: who (``sub``),
-for whom (``aud``), by whom (``iss``), when (``iat``/``nbf``/``exp``) and a unique ``jti``;
-no email or name (a JWT is readable by anyone who holds it). Refresh tokens are random
+for whom (``aud``), by whom (``iss``), when (``iat``/``nbf``/``exp``), a unique ``jti``
+and the session (``sid``) they belong to, so that ending the session ends them too; no
+email or name (a JWT is readable by anyone who holds it). Refresh tokens are random
 strings whose SHA-256 alone is stored: they have 256 bits of entropy, so a fast hash
 suffices and a leaked table yields no usable token.
+
+A session lives ``SESSION_LIFETIME`` from the login, however often it is refreshed. Each
+refresh rotates the token; presenting a rotated token again means a copy exists elsewhere
+and ends the session — except within ``REUSE_GRACE`` of its rotation, where it is a
+client's concurrent refresh (two tabs, a retry after a lost answer) and gets tokens of its
+own in the same session.
 """
 
 from __future__ import annotations
@@ -17,13 +24,17 @@ from typing import Any
 
 ACCESS_TOKEN_LIFETIME = timedelta(minutes=15)
 REFRESH_TOKEN_LIFETIME = timedelta(days=30)
+SESSION_LIFETIME = timedelta(days=30)
+REUSE_GRACE = timedelta(seconds=10)
 
 
-def access_claims(subject: str, *, issuer: str, audience: str, now: datetime) -> dict[str, Any]:
+def access_claims(subject: str, session: str, *, issuer: str, audience: str,
+                  now: datetime) -> dict[str, Any]:
     issued = int(now.timestamp())
     return {
-        "sub": subject, "iss": issuer, "aud": audience, "iat": issued, "nbf": issued,
-        "exp": issued + int(ACCESS_TOKEN_LIFETIME.total_seconds()), "jti": str(uuid.uuid4()),
+        "sub": subject, "sid": session, "iss": issuer, "aud": audience, "iat": issued,
+        "nbf": issued, "exp": issued + int(ACCESS_TOKEN_LIFETIME.total_seconds()),
+        "jti": str(uuid.uuid4()),
     }
 
 
@@ -33,3 +44,12 @@ def new_refresh_token() -> str:
 
 def refresh_token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
+
+
+def refresh_expiry(now: datetime, session_expires_at: datetime) -> datetime:
+    """A refresh token never outlives its session."""
+    return min(now + REFRESH_TOKEN_LIFETIME, session_expires_at)
+
+
+def within_grace(rotated_at: datetime, now: datetime) -> bool:
+    return now - rotated_at <= REUSE_GRACE

@@ -28,18 +28,19 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
-from flask import Flask, Request, request
+from flask import Flask, Request, g, request
 from flask import Response as FlaskResponse
 from werkzeug.exceptions import HTTPException
 
 from scanline import events, logs
 from scanline.adapters.bus import ReplyPublisher
-from scanline.bootstrap import Container
+from scanline.bootstrap import PROVIDERS, Container
 from scanline.errors import BadRequest, DependencyUnavailable, PayloadTooLarge, ScanlineError
-from scanline.runtime import inputs, openapi
+from scanline.runtime import inputs, oauth, openapi
+from scanline.runtime.client_address import client_address, parse_networks
 from scanline.runtime.context import Call, Response
 from scanline.runtime.injection import Plan, plan_event, plan_hook, plan_operation, readiness
-from scanline.runtime.routing import Operation, Routes
+from scanline.runtime.routing import OAUTH2, Operation, Routes
 
 log = logging.getLogger("scanline.runtime")
 
@@ -74,12 +75,6 @@ def _to_flask(result: Any, delivery: bool) -> FlaskResponse:
                          content_type=response.content_type)
 
 
-def _client(req: Request) -> str:
-    """The address the gateway saw: the last X-Forwarded-For hop is the one it appended."""
-    forwarded = req.headers.get("X-Forwarded-For", "")
-    return forwarded.rsplit(",", 1)[-1].strip() or (req.remote_addr or "")
-
-
 @contextmanager
 def _reply_slot(container: Container, wanted: bool) -> Iterator[list[bytes] | None]:
     """Collect the event to send back as the reply, where the broker asked for one."""
@@ -97,6 +92,7 @@ class Function:
     def __init__(self, handler: ModuleType, container: Container) -> None:
         self.container = container
         self.name = container.settings.function_name
+        self.proxies = parse_networks(container.settings.trusted_proxies)
         routes = getattr(handler, "routes", None)
         if not isinstance(routes, Routes):
             raise TypeError(f"{handler.__name__} must define `routes = Routes()`")
@@ -110,6 +106,11 @@ class Function:
         if any(emits for _, emits in routes.views()):
             # Relay what an earlier process left in the outbox, even if this one never emits.
             container.outbox.start()
+        used = {name for plan in [*self.operations.values(), *self.event_plans.values(), *hooks]
+                for name in plan.dependencies}
+        for name in sorted(used):
+            if PROVIDERS[name].warm is not None:
+                PROVIDERS[name].warm(PROVIDERS[name].get(container))
         for hook in hooks:
             hook.call(container, {})
 
@@ -150,6 +151,7 @@ class Function:
     # --- plain calls ---------------------------------------------------------------------
     def call(self, req: Request, path: str) -> FlaskResponse:
         op, arguments = self.routes.match(path, req.method)
+        g.error_format = op.errors
         plan = self.operations[op.view.__name__]
         call_id = req.headers.get("X-Call-Id") or str(uuid.uuid4())
         traceparent = events.child_traceparent(req.headers.get("traceparent"))
@@ -165,7 +167,8 @@ class Function:
             "body": lambda: inputs.body(op, req),
             "query": lambda: inputs.query(op, req.args),
             "files": lambda: req.files.to_dict(),
-            "request": lambda: Call(req.method, path, dict(req.headers), _client(req)),
+            "request": lambda: Call(req.method, path, dict(req.headers), client_address(
+                req.remote_addr or "", req.headers.get("X-Forwarded-For", ""), self.proxies)),
             "uow": lambda: self.container.unit_of_work(op.emits),
         })
         if op.auth:
@@ -228,10 +231,18 @@ def create_app(handler: ModuleType, container: Container) -> Flask:
             return function.deliver(request, body)
         return function.call(request, "/" + path)
 
+    @app.after_request
+    def no_store(response: FlaskResponse) -> FlaskResponse:
+        if g.get("error_format") == OAUTH2:  # RFC 6749 §5.1: token answers are not cached
+            response.headers.update(oauth.NO_STORE)
+        return response
+
     @app.errorhandler(ScanlineError)
     def domain_error(exc: ScanlineError) -> FlaskResponse:
         level = logging.WARNING if exc.status >= 500 else logging.INFO
         log.log(level, "%s %s: %s", request.method, request.path, exc.detail)
+        if g.get("error_format") == OAUTH2:
+            return oauth.error_response(exc)
         return problem(exc.status, exc.title, exc.detail, slug=exc.slug, errors=exc.errors,
                        headers=exc.headers)
 
@@ -247,6 +258,8 @@ def create_app(handler: ModuleType, container: Container) -> Flask:
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> FlaskResponse:
         log.exception("unhandled error in %s", settings.function_name)
+        if g.get("error_format") == OAUTH2:
+            return oauth.error_response(None)
         return problem(500, "Internal error", "the function failed; the error was logged",
                        slug="internal")
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from scanline.runtime.routing import Operation, Routes
+from scanline.runtime.routing import OAUTH2, Operation, Routes
 
 PROBLEM = {
     "type": "object",
@@ -24,6 +24,11 @@ PROBLEM = {
             "type": "object", "properties": {"pointer": {"type": "string"},
                                              "detail": {"type": "string"}}}},
     },
+}
+# RFC 6749 §5.2, what the OAuth 2.0 endpoints answer instead of a problem document.
+OAUTH_ERROR = {
+    "type": "object", "required": ["error"],
+    "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}},
 }
 _CONVERTER = re.compile(r"<(?:(\w+):)?(\w+)>")
 _PARAMETER_SCHEMAS = {"uuid": {"type": "string", "format": "uuid"},
@@ -47,9 +52,13 @@ def _operation(function: str, op: Operation, method: str) -> dict[str, Any]:
         if schema is not None:
             entry["content"] = {"application/json": {"schema": dict(schema)}}
         responses[str(status)] = entry
-    responses["default"] = {"description": "An RFC 9457 problem",
-                            "content": {"application/problem+json": {
-                                "schema": {"$ref": "#/components/schemas/Problem"}}}}
+    if op.errors == OAUTH2:
+        responses["default"] = {"description": "An RFC 6749 error", "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/OAuthError"}}}}
+    else:
+        responses["default"] = {"description": "An RFC 9457 problem",
+                                "content": {"application/problem+json": {
+                                    "schema": {"$ref": "#/components/schemas/Problem"}}}}
     document: dict[str, Any] = {
         "operationId": f"{function}.{op.view.__name__}", "responses": responses}
     if op.summary:
@@ -88,7 +97,7 @@ def document(functions: Iterable[tuple[str, Routes]], *, server: str,
         "servers": [{"url": server}],
         "paths": collected,
         "components": {
-            "schemas": {"Problem": PROBLEM},
+            "schemas": {"Problem": PROBLEM, "OAuthError": OAUTH_ERROR},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                            "bearerFormat": "JWT"}},
         },

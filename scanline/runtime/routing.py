@@ -34,6 +34,9 @@ from scanline.validation import compiled
 
 View = Callable[..., Any]
 Schema = Mapping[str, Any]
+# How an operation's errors are written: RFC 9457 problem documents, or, for the OAuth 2.0
+# token and revocation endpoints, RFC 6749 §5.2 error responses.
+PROBLEM, OAUTH2 = "problem", "oauth2"
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class Operation:
     path_parameters: tuple[str, ...] = ()
     # All query parameters as one object schema (what ``query`` values are checked by).
     query_schema: Schema = field(default_factory=lambda: {"type": "object"})
+    errors: str = PROBLEM
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,8 @@ class Routes:
              body: Mapping[str, Schema] | None = None,
              responses: Mapping[int, Schema | None] | None = None,
              query: Mapping[str, Schema] | None = None, auth: bool = False,
-             emits: Sequence[type[Payload]] = ()) -> Callable[[View], View]:
+             emits: Sequence[type[Payload]] = (),
+             errors: str = PROBLEM) -> Callable[[View], View]:
         for schema in [*(body or {}).values(), *(query or {}).values()]:
             compiled(schema)  # a broken schema fails at start-up, not at the first request
 
@@ -89,7 +94,8 @@ class Routes:
                                   summary or (view.__doc__ or "").strip(), body,
                                   dict(responses or {200: None}), dict(query or {}), auth,
                                   tuple(emits), tuple(sorted(werkzeug_rule.arguments)),
-                                  {"type": "object", "properties": dict(query or {})})
+                                  {"type": "object", "properties": dict(query or {})},
+                                  errors)
             compiled(operation.query_schema)
             self._operations[endpoint] = operation
             self.operations.append(operation)

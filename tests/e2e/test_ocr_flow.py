@@ -84,11 +84,11 @@ def test_missing_forged_and_expired_tokens_are_401(stack: Stack, alice: OcrClien
                          headers={"Authorization": f"Bearer {forged}"}).status_code == 401
     settings = TokenSettings.from_settings(Settings.from_env(function_environment("ocr-jobs")))
     expired = TokenSigner(KeyRing.from_secrets(Secrets(stack.secrets_dir)), settings,
-                          FixedClock(datetime.now(UTC) - timedelta(hours=1))).issue("someone")
+                          FixedClock(datetime.now(UTC) - timedelta(hours=1))).issue("someone", "session-1")
     # Alice's identity, well-formed, but signed by a key the token function does not publish.
     subject = jwt.decode(alice.token, options={"verify_signature": False})["sub"]
     foreign = TokenSigner(KeyRing(Ed25519PrivateKey.generate()), settings,
-                          FixedClock(datetime.now(UTC))).issue(subject)
+                          FixedClock(datetime.now(UTC))).issue(subject, "session-1")
     for token in (expired, foreign):
         r = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
         assert r.status_code == 401 and r.headers["Content-Type"] == "application/problem+json"

@@ -29,6 +29,15 @@ from scanline.clock import FixedClock
 from scanline.errors import DependencyUnavailable, Unauthorized
 from tests.support.jwks_server import JwksServer, serving
 
+
+class _NothingRevoked:
+    """No session ends in these tests (the revocation list has tests of its own)."""
+
+    def is_revoked(self, session_id: str) -> bool:
+        return False
+
+
+NOTHING_REVOKED = _NothingRevoked()
 SETTINGS = TokenSettings(issuer="https://scanline.test/function/token", audience="scanline")
 CLOCK = FixedClock(datetime.now(UTC))
 
@@ -45,7 +54,7 @@ class Timer:
 
 
 def token(ring: KeyRing, subject: str = "user-1") -> str:
-    return TokenSigner(ring, SETTINGS, CLOCK).issue(subject)
+    return TokenSigner(ring, SETTINGS, CLOCK).issue(subject, "session-1")
 
 
 @pytest.fixture
@@ -65,7 +74,8 @@ def timer() -> Timer:
 
 
 def verifier_for(url: str, timer: Timer, timeout: float = 2.0) -> TokenVerifier:
-    return TokenVerifier(JwksKeys(url, timeout, monotonic=timer), SETTINGS, CLOCK)
+    return TokenVerifier(JwksKeys(url, timeout, monotonic=timer), SETTINGS, CLOCK,
+                         NOTHING_REVOKED)
 
 
 def test_valid_token_verifies_and_the_keys_are_cached_for_their_lifespan(

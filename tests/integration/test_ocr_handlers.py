@@ -85,7 +85,7 @@ def new_user(deps: Container) -> tuple[str, str, dict[str, str]]:
     with deps.unit_of_work() as uow:
         user_id = uow.users.create(email=email, name="it", password_hash="x",
                                    now=datetime.now(UTC))
-    token = deps.signer.issue(str(user_id))
+    token = deps.signer.issue(str(user_id), str(uuid.uuid4()))
     return str(user_id), email, {"Authorization": f"Bearer {token}"}
 
 

@@ -4,22 +4,35 @@ from __future__ import annotations
 
 import re
 import time
+import unicodedata
+import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
-from scanline.domain import otp
+from scanline.domain import otp, password_policy, registrations
+from scanline.domain.password_policy import PASSWORD_MAX, BreachedPasswords
 from scanline.domain.passwords import PasswordHasher
-from scanline.domain.rate_limits import LOGIN_FAILURES, OTP_RESEND, Limit
-from scanline.domain.tokens import access_claims, new_refresh_token, refresh_token_hash
-from scanline.domain.users import (
-    PASSWORD_MAX,
-    check_password_policy,
-    email_key,
-    is_common_password,
-    normalise_email,
+from scanline.domain.rate_limits import (
+    CODE_GUESSES,
+    LOGIN_FAILURES_PER_PAIR,
+    OTP_RESEND,
+    Limit,
+    Throttle,
+    ThrottleState,
 )
-from scanline.errors import InvalidInput
+from scanline.domain.registrations import Registration
+from scanline.domain.tokens import (
+    REUSE_GRACE,
+    access_claims,
+    new_refresh_token,
+    refresh_expiry,
+    refresh_token_hash,
+    within_grace,
+)
+from scanline.domain.users import client_key, email_key, normalise_email, pair_key
+from scanline.errors import DependencyUnavailable, InvalidInput
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 KEY = b"k" * 32
@@ -56,25 +69,68 @@ def test_email_key_is_stable_and_does_not_contain_the_address() -> None:
 
 # ---- password policy -------------------------------------------------------------------
 
-@pytest.mark.parametrize("password", ["password", "PASSWORD", "12345678", "baseball",
-                                      "iloveyou", "trustno1"])
-def test_common_passwords_are_refused_whatever_their_case(password: str) -> None:
-    assert is_common_password(password)
-    with pytest.raises(InvalidInput):
-        check_password_policy(password)
+@pytest.fixture(scope="module")
+def breached() -> BreachedPasswords:
+    return BreachedPasswords()
+
+
+def check(password: str, breached: BreachedPasswords, email: str = "ann.lee@example.com",
+          name: str = "Ann Lee") -> None:
+    password_policy.check(password_policy.normalise(password), email=email, name=name,
+                          breached=breached)
+
+
+@pytest.mark.parametrize("password", ["P@ssw0rd", "aaaaaaaa", "password", "PASSWORD",
+                                      "12345678", "iloveyou", "trustno1", "Password1",
+                                      "qwertyuiop"])
+def test_common_and_breached_passwords_are_refused_whatever_their_case(
+        password: str, breached: BreachedPasswords) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        check(password, breached)
+    assert "breached" in refused.value.errors[0]["detail"]
+    assert password not in refused.value.errors[0]["detail"].split()  # never quoted back
+
+
+def test_the_shipped_list_has_at_least_100_000_passwords(breached: BreachedPasswords) -> None:
+    assert len(breached) >= 100_000
+
+
+@pytest.mark.parametrize("password", ["scanline123", "MyScanLine!", "ann.lee@example.com",
+                                      "ann.lee-2026", "x ann lee x"])
+def test_context_words_are_refused(password: str, breached: BreachedPasswords) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        check(password, breached)
+    assert "address" in refused.value.errors[0]["detail"]
 
 
 @pytest.mark.parametrize("password", ["short1!", "x" * (PASSWORD_MAX + 1), "x" * 10_000])
-def test_length_is_8_to_256_characters(password: str) -> None:
+def test_length_is_8_to_256_characters(password: str, breached: BreachedPasswords) -> None:
     with pytest.raises(InvalidInput) as caught:
-        check_password_policy(password)
+        check(password, breached)
     assert "characters" in caught.value.errors[0]["detail"]
 
 
 @pytest.mark.parametrize("password", ["correct horse battery staple", "x" * PASSWORD_MAX,
                                       "Zürich-Straße-42", "🔑🔑🔑🔑🔑🔑🔑🔑"])
-def test_long_uncommon_passwords_of_any_characters_are_accepted(password: str) -> None:
-    check_password_policy(password)
+def test_long_uncommon_passwords_of_any_characters_are_accepted(
+        password: str, breached: BreachedPasswords) -> None:
+    check(password, breached)
+
+
+def test_a_password_is_the_same_whichever_unicode_form_it_is_typed_in() -> None:
+    nfc = "Grüße aus Köln 42"
+    nfd = unicodedata.normalize("NFD", nfc)
+    assert nfc != nfd
+    assert password_policy.normalise(nfc) == password_policy.normalise(nfd)
+    fullwidth = "".join(chr(0xFEE0 + ord(c)) for c in "fullwidth")  # U+FF46 ...
+    assert password_policy.normalise(fullwidth) == "fullwidth"  # compatibility forms too
+
+
+def test_the_check_fails_closed_without_its_list(tmp_path: Path) -> None:
+    missing = BreachedPasswords(tmp_path / "absent.txt.gz")
+    with pytest.raises(DependencyUnavailable):
+        password_policy.check("correct horse battery staple", email="a@b.example",
+                              breached=missing)
 
 
 # ---- hashing ---------------------------------------------------------------------------
@@ -132,7 +188,7 @@ def test_unknown_account_costs_as_much_as_a_wrong_password(hasher: PasswordHashe
     assert 0.7 < unknown / wrong < 1.4
 
 
-# ---- OTP -------------------------------------------------------------------------------
+# ---- codes and registrations --------------------------------------------------------
 
 def test_codes_are_six_random_digits() -> None:
     codes = {otp.generate() for _ in range(200)}
@@ -140,41 +196,33 @@ def test_codes_are_six_random_digits() -> None:
     assert len(codes) > 190
 
 
-def test_digest_is_keyed_and_bound_to_the_user() -> None:
-    d = otp.digest(KEY, "u1", "123456")
+def test_digest_is_keyed_and_bound_to_what_it_opens() -> None:
+    d = otp.digest(KEY, "r1", "123456")
     assert len(d) == 32 and b"123456" not in d
-    assert d != otp.digest(KEY, "u2", "123456")
-    assert d != otp.digest(b"j" * 32, "u1", "123456")
+    assert d != otp.digest(KEY, "r2", "123456")
+    assert d != otp.digest(b"j" * 32, "r1", "123456")
+    assert otp.matches(d, KEY, "r1", "123456")
+    assert not otp.matches(d, KEY, "r2", "123456") and not otp.matches(None, KEY, "r1", "x")
 
 
-def attempt(code: str = "123456", attempts: int = 1, expires_in: float = 60,
-            used: bool = False) -> otp.Attempt:
-    return otp.Attempt(user_id="u1", digest=otp.digest(KEY, "u1", code), attempts=attempts,
-                       expires_at=NOW + timedelta(seconds=expires_in), used=used)
+def registration(code: str, legacy: bool = False) -> Registration:
+    rid = uuid.uuid4()
+    return Registration(id=rid, email="a@b.example", name="A", password_hash="h",
+                        code_digest=otp.digest(KEY, str(rid), code),
+                        code_expires_at=NOW + timedelta(minutes=5), legacy=legacy)
 
 
-def test_right_code_within_lifetime_and_attempts_is_ok() -> None:
-    assert otp.judge(attempt(attempts=otp.MAX_ATTEMPTS), KEY, "123456", NOW) == otp.Verdict.OK
+def test_a_code_opens_only_the_registration_it_was_mailed_for() -> None:
+    strangers, owners = registration("111111"), registration("222222")
+    assert registrations.opened_by([strangers, owners], KEY, "222222") == owners
+    assert registrations.opened_by([strangers, owners], KEY, "111111") == strangers
+    assert registrations.opened_by([strangers, owners], KEY, "333333") is None
+    assert registrations.opened_by([], KEY, "222222") is None
 
 
-@pytest.mark.parametrize("given", [attempt(expires_in=0), attempt(expires_in=-1),
-                                   attempt(used=True), None])
-def test_expired_used_or_missing_codes_are_invalid(given: otp.Attempt | None) -> None:
-    assert otp.judge(given, KEY, "123456", NOW) == otp.Verdict.INVALID
-
-
-def test_wrong_codes_are_invalid_until_the_fifth_which_kills_the_code() -> None:
-    verdicts = [otp.judge(attempt(attempts=n), KEY, "654321", NOW) for n in range(1, 6)]
-    assert verdicts == [otp.Verdict.INVALID] * 4 + [otp.Verdict.EXHAUSTED]
-
-
-def test_after_five_attempts_even_the_right_code_is_refused() -> None:
-    late = attempt(attempts=otp.MAX_ATTEMPTS + 1)
-    assert otp.judge(late, KEY, "123456", NOW) == otp.Verdict.EXHAUSTED
-
-
-def test_code_lives_ten_minutes() -> None:
+def test_code_and_registration_lifetimes() -> None:
     assert otp.expiry(NOW) - NOW == timedelta(minutes=10)
+    assert registrations.expiry(NOW) - NOW == timedelta(hours=24)
 
 
 # ---- limits ----------------------------------------------------------------------------
@@ -189,20 +237,50 @@ def test_limit_allows_until_reached_then_tells_when_to_retry() -> None:
 
 def test_configured_limits() -> None:
     assert (OTP_RESEND.allowed, OTP_RESEND.window) == (1, timedelta(seconds=60))
-    assert LOGIN_FAILURES.allowed >= 5
+    assert (CODE_GUESSES.allowed, CODE_GUESSES.window) == (20, timedelta(days=1))
+
+
+def test_a_throttle_delays_progressively_after_the_free_failures() -> None:
+    throttle = Throttle("t", free=5, cap=timedelta(minutes=15))
+    state, waits = ThrottleState(), []
+    for _ in range(16):
+        assert throttle.wait(state, NOW) is None or state.blocked_until
+        state = throttle.failed(state, NOW)
+        waits.append(throttle.wait(state, NOW))
+    assert waits[:5] == [None] * 5
+    assert waits[5:12] == [1, 2, 4, 8, 16, 32, 64]
+    assert waits[-1] == 900  # capped
+    assert throttle.wait(state, NOW + timedelta(minutes=16)) is None
+
+
+def test_login_throttles_are_kept_per_pair_not_per_account() -> None:
+    assert LOGIN_FAILURES_PER_PAIR.free >= 5
+    a = "a@b.example"
+    assert pair_key(a, "10.0.0.1") != pair_key(a, "10.0.0.2")
+    assert client_key("10.0.0.1") != email_key("10.0.0.1")
+    assert "10.0.0.1" not in pair_key(a, "10.0.0.1") + client_key("10.0.0.1")
 
 
 # ---- tokens ----------------------------------------------------------------------------
 
-def test_access_claims_carry_no_personal_data_and_expire_in_15_minutes() -> None:
-    claims = access_claims("user-1", issuer="iss", audience="aud", now=NOW)
-    assert set(claims) == {"sub", "iss", "aud", "iat", "nbf", "exp", "jti"}
+def test_access_claims_name_the_session_carry_no_personal_data_and_expire_in_15_minutes(
+        ) -> None:
+    claims = access_claims("user-1", "session-1", issuer="iss", audience="aud", now=NOW)
+    assert set(claims) == {"sub", "sid", "iss", "aud", "iat", "nbf", "exp", "jti"}
+    assert claims["sid"] == "session-1"
     assert claims["exp"] - claims["iat"] == 900 and claims["nbf"] == claims["iat"]
-    assert claims["jti"] != access_claims("user-1", issuer="iss", audience="aud", now=NOW)["jti"]
+    again = access_claims("user-1", "session-1", issuer="iss", audience="aud", now=NOW)
+    assert claims["jti"] != again["jti"]
 
 
-def test_refresh_tokens_are_random_and_stored_as_a_hash() -> None:
+def test_refresh_tokens_are_random_stored_as_a_hash_and_never_outlive_their_session() -> None:
     token = new_refresh_token()
     assert len(token) >= 43 and token != new_refresh_token()
     assert refresh_token_hash(token) == refresh_token_hash(token)
     assert token.encode() not in refresh_token_hash(token)
+    assert refresh_expiry(NOW, NOW + timedelta(days=2)) == NOW + timedelta(days=2)
+
+
+def test_reuse_within_the_grace_is_a_concurrent_refresh() -> None:
+    assert within_grace(NOW, NOW + REUSE_GRACE)
+    assert not within_grace(NOW, NOW + REUSE_GRACE + timedelta(seconds=1))

@@ -38,6 +38,19 @@ SETTINGS = TokenSettings(issuer="https://scanline.test/function/token", audience
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
 
+class Revoked:
+    """Sessions ended in the test (the real list polls PostgreSQL: an integration test)."""
+
+    def __init__(self) -> None:
+        self.ids: set[str] = set()
+
+    def is_revoked(self, session_id: str) -> bool:
+        return session_id in self.ids
+
+
+NONE_REVOKED = Revoked()
+
+
 def b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
@@ -66,14 +79,15 @@ def signer(ring: KeyRing, clock: FixedClock) -> TokenSigner:
 def verifier(request: pytest.FixtureRequest, ring: KeyRing,
              clock: FixedClock) -> Iterator[TokenVerifier]:
     if request.param == "key ring":
-        yield TokenVerifier(ring, SETTINGS, clock)
+        yield TokenVerifier(ring, SETTINGS, clock, NONE_REVOKED)
         return
     with serving(ring.jwks()) as server:
-        yield TokenVerifier(JwksKeys(server.url), SETTINGS, clock)
+        yield TokenVerifier(JwksKeys(server.url), SETTINGS, clock, NONE_REVOKED)
 
 
 def claims(**changes: Any) -> dict[str, Any]:
-    base = access_claims("user-1", issuer=SETTINGS.issuer, audience=SETTINGS.audience, now=NOW)
+    base = access_claims("user-1", "session-1", issuer=SETTINGS.issuer,
+                         audience=SETTINGS.audience, now=NOW)
     base.update(changes)
     return {k: v for k, v in base.items() if v is not None}
 
@@ -98,7 +112,7 @@ def test_rfc8037_thumbprint_example() -> None:
 
 def test_issued_token_verifies_with_kid_type_and_claims(signer: TokenSigner, ring: KeyRing,
                                                         verifier: TokenVerifier) -> None:
-    token = signer.issue("user-1")
+    token = signer.issue("user-1", "session-1")
     header = jwt.get_unverified_header(token)
     assert header == {"alg": "EdDSA", "typ": "at+jwt", "kid": ring.kid}
     verified = verifier.verify(token)
@@ -110,7 +124,7 @@ def test_issued_token_verifies_with_kid_type_and_claims(signer: TokenSigner, rin
 
 def test_token_is_valid_until_exp_then_refused(signer: TokenSigner, verifier: TokenVerifier,
                                                clock: FixedClock) -> None:
-    token = signer.issue("user-1")
+    token = signer.issue("user-1", "session-1")
     clock.advance(minutes=14, seconds=59)
     verifier.verify(token)
     clock.advance(seconds=10)
@@ -126,7 +140,8 @@ def test_not_yet_valid_token_is_refused(ring: KeyRing, verifier: TokenVerifier) 
 @pytest.mark.parametrize("change", [{"aud": "someone-else"}, {"iss": "https://evil.example"},
                                     {"aud": None}, {"iss": None}, {"exp": None},
                                     {"nbf": None}, {"jti": None}, {"sub": None},
-                                    {"exp": "never"}, {"aud": ["other", "more"]}])
+                                    {"exp": "never"}, {"aud": ["other", "more"]},
+                                    {"sid": None}, {"sid": 7}])
 def test_wrong_or_missing_claims_are_refused(ring: KeyRing, verifier: TokenVerifier,
                                              change: dict[str, Any]) -> None:
     token = TokenSigner(ring, SETTINGS, FixedClock(NOW)).sign(claims(**change))
@@ -156,7 +171,7 @@ def test_hs256_signed_with_the_public_key_is_refused(ring: KeyRing,
 
 def test_tampered_payload_or_signature_is_refused(signer: TokenSigner,
                                                   verifier: TokenVerifier) -> None:
-    header, body, signature = signer.issue("user-1").split(".")
+    header, body, signature = signer.issue("user-1", "session-1").split(".")
     forged_body = b64(json.dumps(claims(sub="admin")).encode())
     assert rejected(verifier, f"{header}.{forged_body}.{signature}")
     flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
@@ -187,16 +202,17 @@ def test_garbage_is_refused(verifier: TokenVerifier, garbage: str | None) -> Non
 def test_rotation_publishes_both_keys_and_old_tokens_stay_valid(clock: FixedClock) -> None:
     old, new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     before = KeyRing(old)
-    old_token = TokenSigner(before, SETTINGS, clock).issue("user-1")
+    old_token = TokenSigner(before, SETTINGS, clock).issue("user-1", "session-1")
     after = KeyRing(load_private_key(pem(new)), old.public_key())
     assert [k["kid"] for k in after.jwks()["keys"]] == [after.kid, before.kid]
     assert all(k["alg"] == "EdDSA" and k["kty"] == "OKP" and "d" not in k
                for k in after.jwks()["keys"])
-    verifier = TokenVerifier(after, SETTINGS, clock)
+    verifier = TokenVerifier(after, SETTINGS, clock, NONE_REVOKED)
     assert verifier.verify(old_token).subject == "user-1"
-    assert verifier.verify(TokenSigner(after, SETTINGS, clock).issue("u2")).subject == "u2"
+    fresh = TokenSigner(after, SETTINGS, clock).issue("u2", "session-1")
+    assert verifier.verify(fresh).subject == "u2"
     # Once the previous key is dropped from the ring, its tokens are refused.
-    assert rejected(TokenVerifier(KeyRing(new), SETTINGS, clock), old_token)
+    assert rejected(TokenVerifier(KeyRing(new), SETTINGS, clock, NONE_REVOKED), old_token)
 
 
 def test_a_non_ed25519_signing_key_is_refused_at_load() -> None:
@@ -207,3 +223,14 @@ def test_a_non_ed25519_signing_key_is_refused_at_load() -> None:
                              serialization.NoEncryption()).decode()
     with pytest.raises(ValueError):
         load_private_key(text)
+
+
+def test_a_revoked_sessions_tokens_are_refused(signer: TokenSigner, ring: KeyRing,
+                                               clock: FixedClock) -> None:
+    revoked = Revoked()
+    verifier = TokenVerifier(ring, SETTINGS, clock, revoked)
+    token = signer.issue("user-1", "session-9")
+    assert verifier.verify(token).session_id == "session-9"
+    revoked.ids.add("session-9")
+    assert rejected(verifier, token)
+    assert verifier.verify(signer.issue("user-1", "session-10")).subject == "user-1"

@@ -40,9 +40,10 @@ def walk(schema: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
 
 def test_the_registry_holds_the_design_table() -> None:
     assert {cls.TYPE: cls.PRODUCERS for cls in PRODUCT_TYPES} == {
-        "io.scanline.user.registered.v1": {"register"},
+        "io.scanline.user.registered.v2": {"register"},
+        "io.scanline.code.requested.v1": {"issue-otp"},
         "io.scanline.user.verified.v1": {"verify-otp"},
-        "io.scanline.email.requested.v1": {"register", "issue-otp", "ocr"},
+        "io.scanline.email.requested.v1": {"issue-otp", "ocr"},
         "io.scanline.email.sent.v1": {"send-email"},
         "io.scanline.ocr.requested.v1": {"ocr-jobs"},
         "io.scanline.ocr.completed.v1": {"ocr"},

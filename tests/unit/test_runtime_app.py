@@ -34,6 +34,13 @@ UPLOAD = {"type": "object", "required": ["file"],
 seen: list[Any] = []
 
 
+class NothingRevoked:
+    """Stands in for the revocation list, which polls PostgreSQL (integration tests)."""
+
+    def is_revoked(self, session_id: str) -> bool:
+        return False
+
+
 def handler_module() -> types.ModuleType:
     routes = Routes()
 
@@ -83,7 +90,7 @@ def secrets(tmp_path: Path) -> Path:
 def container(secrets: Path) -> Iterator[Container]:
     settings = Settings.from_env({"FUNCTION_NAME": "echo", "SECRETS_DIR": str(secrets),
                                   "MAX_REQUEST_BYTES": "8192"})
-    built = Container(settings)
+    built = Container(settings, replace={"revocations": NothingRevoked()})
     yield built
     built.close()
 
@@ -129,7 +136,7 @@ def test_query_values_are_converted_to_their_schema_types_then_checked(
 
 def test_auth_routes_verify_the_bearer_token_before_the_view(
         client: FlaskClient, container: Container) -> None:
-    token = container.signer.issue("user-1")
+    token = container.signer.issue("user-1", "session-1")
     r = client.get("/mine", headers={"Authorization": f"Bearer {token}"})
     assert r.json == {"sub": "user-1"}
     assert problem(client.get("/mine"), 401)
