@@ -83,8 +83,9 @@ def test_missing_forged_and_expired_tokens_are_401(stack: Stack, alice: OcrClien
     assert requests.post(url, files=files, timeout=10,
                          headers={"Authorization": f"Bearer {forged}"}).status_code == 401
     settings = TokenSettings.from_settings(Settings.from_env(function_environment("ocr-jobs")))
+    an_hour_ago = FixedClock(datetime.now(UTC) - timedelta(hours=1))
     expired = TokenSigner(KeyRing.from_secrets(Secrets(stack.secrets_dir)), settings,
-                          FixedClock(datetime.now(UTC) - timedelta(hours=1))).issue("someone", "session-1")
+                          an_hour_ago).issue("someone", "session-1")
     # Alice's identity, well-formed, but signed by a key the token function does not publish.
     subject = jwt.decode(alice.token, options={"verify_signature": False})["sub"]
     foreign = TokenSigner(KeyRing(Ed25519PrivateKey.generate()), settings,
