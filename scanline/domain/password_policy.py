@@ -4,8 +4,10 @@
   a password typed as NFD on one device and NFC on another is the same password (6.2.4's
   "any characters" only works if they compare equal).
 - 8 to 256 characters, counted after normalisation, before any hashing.
-- Not a context word: not the address, its local part, the account's name, or "scanline"
-  (6.2.11), compared case-insensitively, also as a substring for words of 4+ characters.
+- Not a context word (6.2.11): it may not contain the address, its local part (4+
+  characters) or "scanline", and may not be the account's name give or take digits and
+  punctuation ("Anna Lee 2026!"), compared case-insensitively. A name is only refused as
+  the password itself: a password that merely mentions a word of it is no guess.
 - Not a known breached password: 437,651 passwords compiled from SecLists' lists of leaked
   and most common passwords (``scanline/data``, see its README) — more than the 100,000
   most common. Held as a sorted array of 64-bit digests (3.5 MiB, loaded on first use) and
@@ -94,21 +96,26 @@ class BreachedPasswords:
         return index < len(digests) and digests[index] == wanted
 
 
-def context_words(email: str, name: str = "") -> list[str]:
+def _letters(text: str) -> str:
+    return "".join(c for c in normalise(text).casefold() if c.isalpha())
+
+
+def _contextual(password: str, email: str, name: str) -> bool:
+    folded = password.casefold()
     local = email.split("@", 1)[0]
-    return [w for w in (email, local, name.strip(), *PRODUCT_WORDS) if w]
+    contained = [w for w in (email, local, *PRODUCT_WORDS) if len(w) >= 4 or w == email]
+    if any(normalise(word).casefold() in folded for word in contained):
+        return True
+    return bool(_letters(name)) and _letters(password) == _letters(name)
 
 
 def check(password: str, *, email: str, name: str = "", breached: BreachedPasswords,
           pointer: str = "/password") -> None:
     """Raise ``InvalidInput`` for a (normalised) password an account may not have."""
     check_length(password, pointer)
-    folded = password.casefold()
-    for word in context_words(email, name):
-        word = normalise(word).casefold()
-        if folded == word or (len(word) >= 4 and word in folded):
-            raise _refuse("must not contain your address, your name or the service's name",
-                          pointer)
+    if _contextual(password, email, name):
+        raise _refuse("must not contain your address or the service's name, nor be your "
+                      "name", pointer)
     if password in breached:
         raise _refuse("is a known, commonly used or breached password; choose another",
                       pointer)
