@@ -35,11 +35,11 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 from waitress import serve
 
+from infra.connector.amqp import Consumer, Outcome, Publisher
+from infra.connector.trigger import declare_topology
 from infra.local import paths
-from infra.local.amqp import Consumer, Outcome, Publisher
 from infra.local.secretgen import read_secret
 from infra.local.stackfile import Function, Stack, load
-from infra.local.trigger import declare_topology
 from scanline.adapters.topology import queue_name
 from scanline.domain import callbacks
 from scanline.logs import configure as configure_logging

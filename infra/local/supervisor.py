@@ -16,7 +16,7 @@ from infra.local.stackfile import Stack
 
 SERVICES = ("mailsink", "s3", "gateway", "trigger")
 SERVICE_MODULES = {"mailsink": "infra.local.mailsink", "s3": "infra.local.s3server",
-                   "gateway": "infra.local.gateway", "trigger": "infra.local.trigger"}
+                   "gateway": "infra.local.gateway", "trigger": "infra.connector.trigger"}
 PRIORITY = {"mailsink": 10, "s3": 10, "function": 20, "trigger": 30, "gateway": 30}
 
 

@@ -38,7 +38,7 @@ class Publisher(Protocol):
     def close(self) -> None: ...
 
 
-def _with_password(url: str, password: str | None) -> str:
+def url_with_password(url: str, password: str | None) -> str:
     """Put the secret's password into the URL (pika needs one whenever a user is named)."""
     parts = urlsplit(url)
     if parts.password is not None or not parts.username:
@@ -66,7 +66,7 @@ class AmqpPublisher:
         if self._channel is not None and self._channel.is_open:
             return self._channel
         self._drop()
-        params = pika.URLParameters(_with_password(self._url, self._password()))
+        params = pika.URLParameters(url_with_password(self._url, self._password()))
         params.socket_timeout = self._timeout
         params.blocked_connection_timeout = 10
         params.connection_attempts = 1

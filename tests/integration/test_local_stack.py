@@ -18,8 +18,8 @@ import pika.exceptions
 import pytest
 import requests
 
+from infra.connector.amqp import connection_parameters
 from infra.local import paths
-from infra.local.amqp import connection_parameters
 from infra.local.build import build_context
 from infra.local.pytest_stack import GATEWAY, local_stack  # noqa: F401 (fixture)
 from infra.local.stackfile import Stack, envsubst, load

@@ -1,4 +1,4 @@
-"""A RabbitMQ consumer that survives broker restarts, shared by the trigger and the gateway.
+"""A RabbitMQ consumer that survives broker restarts, shared by the connector and the gateway.
 
 pika connections are not thread-safe, so each consumer owns one connection in its own
 thread; deliveries are handed to a small worker pool (one worker per prefetched message)
@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import functools
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -24,8 +25,9 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 
 from infra.local import paths
-from infra.local.secretgen import read_secret
+from scanline.adapters.bus import url_with_password
 from scanline.adapters.topology import DEAD_LETTER_EXCHANGE, dead_letter_queue_of
+from scanline.secrets import Secrets
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +71,22 @@ def delivery_count(properties: BasicProperties) -> int:
         return 0
 
 
-def connection_parameters(heartbeat: int = 30) -> pika.ConnectionParameters:
-    return pika.ConnectionParameters(
-        host=paths.RABBITMQ_HOST, port=paths.RABBITMQ_PORT, virtual_host="/",
-        credentials=pika.PlainCredentials(paths.RABBITMQ_USER, read_secret("rabbitmq-password")),
-        heartbeat=heartbeat, connection_attempts=1, socket_timeout=5,
-        blocked_connection_timeout=30, client_properties={"connection_name": "scanline-local"})
+def broker_url() -> str:
+    """``RABBITMQ_URL`` as the functions read it (the local broker by default), with the
+    password of the ``rabbitmq-password`` secret file: never a password in the environment."""
+    url = os.environ.get("RABBITMQ_URL") or (
+        f"amqp://{paths.RABBITMQ_USER}@{paths.RABBITMQ_HOST}:{paths.RABBITMQ_PORT}/%2F")
+    return url_with_password(url, Secrets(paths.SECRETS_DIR).read("rabbitmq-password"))
+
+
+def connection_parameters(heartbeat: int = 30) -> pika.URLParameters:
+    params = pika.URLParameters(broker_url())
+    params.heartbeat = heartbeat
+    params.connection_attempts = 1
+    params.socket_timeout = 5
+    params.blocked_connection_timeout = 30
+    params.client_properties = {"connection_name": "scanline-connector"}
+    return params
 
 
 Handler = Callable[[Basic.Deliver, BasicProperties, bytes], "Outcome | Verdict"]
