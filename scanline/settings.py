@@ -39,6 +39,10 @@ class Settings:
     log_level: str = "INFO"
     # Signed events older than this are refused (scanline.signing: the replay window).
     event_max_age: int = 7 * 24 * 3600
+    # The function's own Prometheus metrics (scanline.runtime.metrics); 0: not served.
+    metrics_port: int = 0
+    # Where traces go over OTLP/HTTP (scanline.tracing); empty: no tracing.
+    otlp_endpoint: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -66,6 +70,8 @@ class Settings:
             ocr_engine=env.get("OCR_ENGINE", d.ocr_engine),
             log_level=env.get("LOG_LEVEL", d.log_level),
             event_max_age=int(env.get("EVENT_MAX_AGE_SECONDS", d.event_max_age)),
+            metrics_port=int(env.get("METRICS_PORT", d.metrics_port)),
+            otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT", d.otlp_endpoint),
             extra=env,
         )
 

@@ -25,7 +25,7 @@ from scanline.domain.tokens import (
 )
 from scanline.domain.users import EMAIL, check_password_length, email_key, normalise_email
 from scanline.errors import Forbidden, TooManyRequests, Unauthorized
-from scanline.runtime import Response, Routes
+from scanline.runtime import Response, Routes, metrics
 from scanline.validation import strict_object
 
 REFRESH_TOKEN = {"type": "string", "minLength": 1, "maxLength": 512}
@@ -138,7 +138,8 @@ def refresh_grant(data: dict[str, Any], uow: UnitOfWork, token_signer: TokenSign
 def grant(body: dict[str, Any], uow: UnitOfWork, passwords: PasswordHasher,
           token_signer: TokenSigner, clock: Clock) -> Response:
     if body["grant_type"] == "password":
-        tokens = password_grant(body, uow, passwords, token_signer, clock)
+        with metrics.login_outcome():
+            tokens = password_grant(body, uow, passwords, token_signer, clock)
     else:
         tokens = refresh_grant(body, uow, token_signer, clock)
     return Response(tokens, headers=dict(NO_STORE))

@@ -23,6 +23,7 @@ import yaml
 
 from infra.local import paths
 from infra.local.build import build_context
+from infra.local.environment import metrics_port
 from infra.local.pod import WATCHDOG_ENV, pods_possible
 from infra.local.stackfile import Function, Stack, load
 from tests.support.tcpproxy import _free_port
@@ -30,7 +31,8 @@ from tests.support.tcpproxy import _free_port
 HANDLER = Path(__file__).resolve().parents[1] / "support" / "watchdog_function"
 NAME = "watchdog-check"
 ENVIRONMENT = {"FUNCTION_NAME": NAME, "ready_path": "/_/ready", "exec_timeout": "2s",
-               "read_timeout": "5s", "write_timeout": "5s", "max_inflight": "1"}
+               "read_timeout": "5s", "write_timeout": "5s", "max_inflight": "1",
+               "METRICS_PORT": "8082"}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -66,6 +68,7 @@ class RunningPod:
             self.process = subprocess.Popen(command, cwd=paths.REPO, env=env, stdout=log,
                                             stderr=subprocess.STDOUT)
         self.url = f"http://{paths.HOST}:{self.port}"
+        self.metrics = f"http://{paths.HOST}:{metrics_port(stack.functions[NAME])}/metrics"
         self._wait()
 
     def _wait(self, timeout: float = 60) -> None:
@@ -158,6 +161,15 @@ def test_max_inflight_refuses_a_second_concurrent_call(pod: RunningPod, tmp_path
         holder.join()
     assert first[0].status_code == 200 and first[0].json() == {"released": True}
     assert requests.get(f"{pod.url}/sleep", params={"ms": 0}, timeout=10).status_code == 200
+
+
+def test_the_functions_own_metrics_are_on_their_port_not_the_watchdogs(pod: RunningPod
+                                                                        ) -> None:
+    requests.get(f"{pod.url}/sleep", params={"ms": 0}, timeout=10).raise_for_status()
+    text = requests.get(pod.metrics, timeout=10).text
+    assert 'scanline_http_requests_total{method="GET",route="/sleep",status="200"}' in text
+    # Not through the function's public port (the gateway's way in).
+    assert requests.get(f"{pod.url}/metrics", timeout=10).status_code == 404
 
 
 def test_the_image_environment_is_the_dockerfiles() -> None:
