@@ -32,6 +32,7 @@ import fcntl
 import logging
 import os
 import re
+import shutil
 import signal
 import socket
 import struct
@@ -70,9 +71,7 @@ def watchdog_binary() -> Path | None:
     for candidate in candidates:
         if os.access(candidate, os.X_OK):
             return candidate.resolve()
-    from shutil import which
-
-    found = which("of-watchdog") or which("fwatchdog")
+    found = shutil.which("of-watchdog") or shutil.which("fwatchdog")
     return Path(found) if found else None
 
 
@@ -83,6 +82,8 @@ def pods_possible() -> str | None:
                 "PATH)")
     if os.geteuid() != 0:
         return "a network namespace per function needs root"
+    if shutil.which("setpriv") is None or shutil.which("unshare") is None:
+        return "setpriv and unshare (util-linux) are missing"
     return None
 
 
@@ -101,6 +102,18 @@ def enter_new_network() -> int:
         flags = IFF_UP | IFF_LOOPBACK | IFF_RUNNING
         fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH14s", b"lo", flags, b"\0" * 14))
     return host
+
+
+def contained(command: Path) -> list[str]:
+    """``command`` as the first process of a PID namespace of its own, killed with this one.
+
+    A SIGKILL of this process then ends the whole pod, as a container's does: ``unshare``
+    dies with its parent (``setpriv --pdeathsig``), takes the namespace's first process
+    with it (``--kill-child``), and the kernel kills the rest of the namespace."""
+    setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
+    unshare = shutil.which("unshare") or "/usr/bin/unshare"
+    return [setpriv, "--pdeathsig", "KILL", "--", unshare, "--pid", "--fork",
+            "--kill-child", "--", str(command)]
 
 
 def outward_ports(env: dict[str, str]) -> set[int]:
@@ -156,6 +169,19 @@ async def _relay(listener: socket.socket, connect: Callable[[], Awaitable[socket
         task.add_done_callback(connections.discard)
 
 
+def stop_gracefully(pid: int) -> None:
+    """SIGTERM to the watchdog, which drains and stops its function (``unshare`` itself
+    ignores SIGTERM while it waits for its child)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    try:
+        watchdogs = [int(p) for p in children.read_text().split()]
+    except OSError:
+        watchdogs = []
+    for target in watchdogs or [pid]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(target, signal.SIGTERM)
+
+
 class Pod:
     def __init__(self, function: Function, stack: Stack, build: Path,
                  overrides: dict[str, str] | None = None) -> None:
@@ -200,13 +226,13 @@ class Pod:
         relays += [_relay(_listener(port), lambda p=port: self._to_host(p))
                    for port in self.outward]
         tasks = [asyncio.ensure_future(r) for r in relays]
-        process = await asyncio.create_subprocess_exec(str(watchdog), cwd=self.build,
+        process = await asyncio.create_subprocess_exec(*contained(watchdog), cwd=self.build,
                                                        env=self.env)
         log.info("pod started", extra={"target": self.function.name, "watchdog": str(watchdog),
                                        "relayed": self.outward})
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, process.terminate)
+            loop.add_signal_handler(signum, stop_gracefully, process.pid)
         code = await process.wait()
         for task in tasks:
             task.cancel()

@@ -172,6 +172,34 @@ def test_the_functions_own_metrics_are_on_their_port_not_the_watchdogs(pod: Runn
     assert requests.get(f"{pod.url}/metrics", timeout=10).status_code == 404
 
 
+def _processes_in(directory: Path) -> list[int]:
+    """Processes whose working directory is ``directory`` (the pod's watchdog and function)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if Path(entry / "cwd").resolve() == directory.resolve():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_a_killed_pod_takes_its_watchdog_and_function_with_it(tmp_path: Path,
+                                                             local_services: None) -> None:
+    """SIGKILL of the pod's process (what the fault suite does to a function) ends the
+    function too, as killing a container does: nothing is left running unreachable."""
+    victim = RunningPod(tmp_path)
+    inside = _processes_in(tmp_path / "build" / NAME)
+    assert len(inside) >= 2, inside  # the watchdog and index.py
+    victim.process.kill()
+    victim.process.wait(10)
+    deadline = time.monotonic() + 30
+    while _processes_in(tmp_path / "build" / NAME) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_in(tmp_path / "build" / NAME) == []
+
+
 def test_the_image_environment_is_the_dockerfiles() -> None:
     dockerfile = (paths.REPO / "templates/python3-flask-cloudevents/Dockerfile").read_text()
     for name, value in WATCHDOG_ENV.items():
