@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import BasicProperties
 from waitress import serve
@@ -32,13 +31,14 @@ from infra.connector.amqp import (
     ORIGIN_EXCHANGE_HEADER,
     ORIGIN_ROUTING_KEY_HEADER,
     REASON_HEADER,
-    Publisher,
+    publisher,
 )
 from infra.connector.trigger import declare_topology
 from infra.local.stackfile import load
 from scanline import events
+from scanline.adapters.bus import AmqpPublisher
 from scanline.adapters.topology import DEAD_LETTER_EXCHANGE, EXCHANGE, dead_letter_queue
-from scanline.errors import BadRequest
+from scanline.errors import BadRequest, DependencyUnavailable
 from scanline.logs import configure as configure_logging
 
 log = logging.getLogger("deadletter-sink")
@@ -67,9 +67,9 @@ def reason_of(extensions: dict[str, Any]) -> str:
 
 
 class Sink:
-    def __init__(self, functions: Iterable[str], publisher: Publisher) -> None:
+    def __init__(self, functions: Iterable[str], sender: AmqpPublisher) -> None:
         self.functions = tuple(functions)
-        self.publisher = publisher
+        self.sender = sender
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         if environ["REQUEST_METHOD"] != "POST":
@@ -93,9 +93,9 @@ class Sink:
                                       ORIGIN_EXCHANGE_HEADER: EXCHANGE,
                                       ORIGIN_ROUTING_KEY_HEADER: event.type})
         try:
-            self.publisher.publish(DEAD_LETTER_EXCHANGE, dead_letter_queue(function),
-                                   event.to_structured(), properties)
-        except (pika.exceptions.AMQPError, OSError) as exc:
+            self.sender.send(DEAD_LETTER_EXCHANGE, dead_letter_queue(function),
+                             event.to_structured(), properties)
+        except DependencyUnavailable as exc:
             log.warning("dead letter not stored", extra={"function": function,
                                                          "error": repr(exc)})
             return self._answer(start_response, "503 Service Unavailable", b"broker down")
@@ -117,7 +117,7 @@ def main() -> None:
         for name in (*functions, UNROUTED):
             declare_topology(channel, name, ())
 
-    sink = Sink(functions, Publisher(declare))
+    sink = Sink(functions, publisher(declare))
     serve(sink, host="0.0.0.0", port=int(os.environ.get("PORT", "8080")),
           ident="scanline-deadletter-sink")
 

@@ -32,19 +32,19 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
-import pika
 import requests
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import BasicProperties
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from waitress import serve
 
-from infra.connector.amqp import Publisher
+from infra.connector.amqp import publisher
 from infra.connector.trigger import declare_topology
 from infra.local import paths
 from infra.local.stackfile import Function, Stack, load
 from scanline.adapters.topology import queue_name
 from scanline.domain import callbacks
+from scanline.errors import DependencyUnavailable
 from scanline.logs import configure as configure_logging
 
 log = logging.getLogger("gateway")
@@ -140,7 +140,7 @@ class Gateway:
         self.session = requests.Session()
         adapter = requests.adapters.HTTPAdapter(pool_connections=32, pool_maxsize=32)
         self.session.mount("http://", adapter)
-        self.publisher = Publisher(declare_async_queue)
+        self.publisher = publisher(declare_async_queue)
         self.checks = ThreadPoolExecutor(max_workers=8, thread_name_prefix="healthz")
 
     # --- WSGI entry point --------------------------------------------------------------
@@ -245,8 +245,8 @@ class Gateway:
                      "request-headers": json.dumps(headers),
                      "callback-url": callback})
         try:
-            self.publisher.publish("", ASYNC_QUEUE, body, properties)
-        except (pika.exceptions.AMQPError, OSError) as exc:
+            self.publisher.send("", ASYNC_QUEUE, body, properties)
+        except DependencyUnavailable as exc:
             log.warning("async publish failed", extra={"target": name, "error": repr(exc)})
             return problem(start_response, 503, "the queue is unavailable; retry later")
         log.info("queued", extra={"target": name, "call_id": call_id})
