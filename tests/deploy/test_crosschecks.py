@@ -12,6 +12,7 @@ import re
 
 import yaml
 
+from infra.connector.trigger import Deliverer
 from infra.generate import compose, knative
 from infra.generate.common import REPO
 from infra.generate.knative import trigger_name
@@ -192,6 +193,10 @@ def test_timeouts_nest_from_handler_to_gateway() -> None:
         assert fn.timeout("write_timeout") <= upstream, fn.name
         knative = services[fn.name]["spec"]["template"]["spec"]["timeoutSeconds"]
         assert fn.timeout("write_timeout") <= knative <= 600, fn.name
+        if fn.topics:
+            # The connector waits exec_timeout + 5 s through the gateway: it must let it.
+            waited = Deliverer(fn, timeout=0).timeout
+            assert fn.timeout("exec_timeout") < waited <= upstream, fn.name
 
 
 def test_ocr_is_capacity_scaled_with_a_hard_inflight_limit() -> None:
