@@ -244,3 +244,36 @@ def test_docker_compose_accepts_the_compose_file(tmp_path: Path) -> None:
     config = _run([compose, "-f", "infra/compose/docker-compose.yml", "config"], cwd=tmp_path)
     resolved = yaml.safe_load(config)
     assert set(resolved["services"]) >= set(load_stack({}).functions) | {"connector", "migrate"}
+
+
+def _images(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "image" and isinstance(value, str):
+                yield value
+            else:
+                yield from _images(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _images(item)
+
+
+def test_make_manifests_writes_the_users_images_everywhere() -> None:
+    """Every image of ours in every generated file (Kubernetes and compose alike) is the
+    user's registry and tag; none is left at the defaults."""
+    ours: dict[str, list[str]] = {}
+    for path, text in generate.outputs(USER).items():
+        if path.suffix in (".yaml", ".yml"):
+            images = [i for d in yaml.safe_load_all(text) if d for i in _images(d)
+                      if not i.startswith(THIRD_PARTY) and not i.startswith("nginx:")]
+            if images:
+                ours[path.name] = images
+    assert {"functions.yaml", "connector.yaml", "migrations-job.yaml", "services.yaml",
+            "eventing.yaml", "docker-compose.yml"} <= set(ours)
+    for name, images in ours.items():
+        for image in images:
+            assert image.startswith(USER["REGISTRY"] + "/"), (name, image)
+            assert image.endswith(":" + USER["TAG"]), (name, image)
+    (job,) = yaml.safe_load_all(generate.outputs(USER)[REPO / "infra/openfaas/"
+                                                          "migrations-job.yaml"])
+    assert job["metadata"]["name"] == "scanline-migrate-v2-3-1"
