@@ -130,6 +130,8 @@ def migrations_job(stack: Stack) -> dict[str, Any]:
         "spec": {
             "backoffLimit": 6,
             "activeDeadlineSeconds": 900,
+            # Kept a week for its logs; applying it again after that runs it again (safe).
+            "ttlSecondsAfterFinished": 7 * 24 * 3600,
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {
