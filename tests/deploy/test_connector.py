@@ -8,6 +8,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from pika.spec import Basic, BasicProperties
@@ -125,3 +126,17 @@ def test_release_images_follow_the_functions_registry_and_tag() -> None:
                         image="registry.example:5000/team/register")
     assert image_tag(untagged) == "latest"
     assert dns_label("V1.2.0+build_7") == "v1-2-0-build-7"
+
+
+def test_a_pod_relays_out_exactly_the_ports_its_environment_names() -> None:
+    from infra.local.pod import contained, outward_ports
+
+    env = {"DATABASE_URL": "postgresql+pg8000://scanline@127.0.0.1:5432/scanline",
+           "RABBITMQ_URL": "amqp://scanline@127.0.0.1:5672/%2F",
+           "S3_ENDPOINT_URL": "http://127.0.0.1:9000", "SMTP_HOST": "127.0.0.1",
+           "SMTP_PORT": "1025", "JWKS_URL": "http://127.0.0.1:8080/function/token/jwks.json",
+           "upstream_url": "http://127.0.0.1:8105", "PUBLIC_URL": "https://example.com"}
+    assert outward_ports(env) == {5432, 5672, 9000, 1025, 8080}
+    command = contained(Path("/bin/watchdog"))
+    assert command[-1] == "/bin/watchdog" and "--kill-child" in command
+    assert command[1:3] == ["--pdeathsig", "KILL"]

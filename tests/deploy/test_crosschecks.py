@@ -233,3 +233,19 @@ def test_compose_secrets_are_the_readable_copies() -> None:
     compose_file = yaml.safe_load((REPO / "infra/compose/docker-compose.yml").read_text())
     for name, secret in compose_file["secrets"].items():
         assert secret["file"] == f"../../.local/compose-secrets/{name}"
+
+
+def test_each_function_serves_its_metrics_where_its_annotations_say() -> None:
+    for name, fn in functions().items():
+        assert fn.annotations["prometheus.io.scrape"] == "true", name
+        assert fn.annotations["prometheus.io.port"] == fn.environment["METRICS_PORT"], name
+        # Not the watchdog's own metrics port, nor the function's public one.
+        assert fn.environment["METRICS_PORT"] not in ("8080", "8081"), name
+
+
+def test_every_function_asks_its_own_readiness_through_the_watchdog() -> None:
+    for name, fn in functions().items():
+        assert fn.environment["ready_path"] == "/_/ready", name
+    for service in documents(REPO / "infra/knative/services.yaml"):
+        (container,) = service["spec"]["template"]["spec"]["containers"]
+        assert container["readinessProbe"]["httpGet"]["path"] == "/_/ready"
