@@ -81,8 +81,8 @@ class Outbox:
                 if self.relay():
                     log.info("outbox: relayed pending events")
                 metrics.OUTBOX_BACKLOG.set(self.backlog())
-            except DependencyUnavailable as exc:
-                log.warning("outbox: backlog unknown: %s", exc.detail)
+            except DependencyUnavailable as exc:  # the relay already said the database is down
+                log.debug("outbox: backlog unknown: %s", exc.detail)
             except Exception:  # the relay must outlive any single bad round
                 log.exception("outbox relay round failed")
 
