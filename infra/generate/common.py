@@ -74,6 +74,14 @@ def scrape_annotations(function: Function) -> dict[str, str]:
             if k in function.annotations}
 
 
+class _Dumper(yaml.SafeDumper):
+    """Writes a value shared by two places twice, never as a YAML anchor and alias."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def dump(*documents: dict[str, Any]) -> str:
-    body = "---\n".join(yaml.safe_dump(d, sort_keys=False, width=100) for d in documents)
+    body = "---\n".join(yaml.dump(d, Dumper=_Dumper, sort_keys=False, width=100)
+                         for d in documents)
     return HEADER + body
