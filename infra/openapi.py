@@ -15,9 +15,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import yaml
-
-from infra.local.stackfile import Stack, envsubst, load
+from infra.local.stackfile import Stack, load
 from scanline.runtime import openapi
 from scanline.runtime.routing import Routes
 
@@ -48,16 +46,11 @@ def http_functions(stack: Stack | None = None) -> dict[str, ModuleType]:
     return found
 
 
-def gateway_url(stack: Stack) -> str:
-    """``provider.gateway`` of stack.yml with its defaults, as faas-cli reads it."""
-    document = yaml.safe_load(envsubst((stack.root / "stack.yml").read_text(), {}))
-    return str(document["provider"]["gateway"])
-
-
 def combined(stack: Stack | None = None) -> dict[str, Any]:
+    """``stack.gateway`` (``provider.gateway``) is the document's server."""
     stack = stack or load(environ={})
     functions = [(name, module.routes) for name, module in http_functions(stack).items()]
-    return openapi.document(functions, server=gateway_url(stack))
+    return openapi.document(functions, server=stack.gateway)
 
 
 def render(document: dict[str, Any]) -> str:

@@ -52,6 +52,16 @@ class SecretMissing(DependencyUnavailable):
         super().__init__("secrets", f"secret {name!r} is not mounted under {directory}")
 
 
+class SecretUnreadable(DependencyUnavailable):
+    """A secret file exists but this process may not read it (a bind mount with the host
+    file's mode, as docker-compose makes): a deployment mistake, answered 503 like a
+    missing one."""
+
+    def __init__(self, name: str, directory: Path) -> None:
+        super().__init__("secrets", f"secret {name!r} under {directory} is not readable by "
+                                    "this process (check the file's mode and owner)")
+
+
 class Secrets:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -70,3 +80,5 @@ class Secrets:
             if default is not None:
                 return default
             raise SecretMissing(name, self.directory) from None
+        except PermissionError:
+            raise SecretUnreadable(name, self.directory) from None

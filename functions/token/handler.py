@@ -42,7 +42,7 @@ from scanline.domain.tokens import (
 )
 from scanline.domain.users import EMAIL, client_key, normalise_email, pair_key
 from scanline.errors import InvalidInput, OAuthError, TooManyRequests, Unauthorized
-from scanline.runtime import Call, Response, Routes
+from scanline.runtime import Call, Response, Routes, metrics
 from scanline.runtime.routing import OAUTH2
 from scanline.settings import Settings
 from scanline.validation import strict_object
@@ -239,7 +239,8 @@ def refresh_grant(body: dict[str, Any], request: Call, uow: UnitOfWork,
 def grant(body: dict[str, Any], request: Call, uow: UnitOfWork, passwords: PasswordHasher,
           token_signer: TokenSigner, revocations: RevocationList, clock: Clock) -> Response:
     if body["grant_type"] == "password":
-        return Response(password_grant(body, request, uow, passwords, token_signer, clock))
+        with metrics.login_outcome():
+            return Response(password_grant(body, request, uow, passwords, token_signer, clock))
     return Response(refresh_grant(body, request, uow, token_signer, revocations, clock))
 
 

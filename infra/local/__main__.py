@@ -22,6 +22,7 @@ import requests
 
 from infra.local import build, paths, services, supervisor
 from infra.local.environment import function_environment
+from infra.local.pod import pods_possible, watchdog_binary
 from infra.local.secretgen import ensure_secrets
 from infra.local.stackfile import load
 
@@ -66,6 +67,12 @@ def prepare() -> None:
     built = build.build_all(stack)
     _log(f"built {len(built)} function(s) under {paths.BUILD_DIR}")
     paths.mail_dir().mkdir(parents=True, exist_ok=True)
+    without = pods_possible()
+    if without:
+        _log(f"functions run without of-watchdog: {without}. They answer as index.py does "
+             "(no ready_path, exec_timeout or max_inflight); pods get them")
+    else:
+        _log(f"functions run behind {watchdog_binary()}, one network namespace each")
     supervisor.write(stack)
 
 

@@ -18,7 +18,10 @@ REPO = Path(__file__).resolve().parents[2]
 VENV = REPO / ".venv"
 STAMP = VENV / ".requirements.sha256"
 APT_PACKAGES = ("postgresql", "rabbitmq-server", "tesseract-ocr", "fonts-dejavu-core",
-                "python3-venv")
+                "python3-venv",
+                # Test tools (tests/deploy): a minimal Debian root per image, to import each
+                # function with only what its image installs; Compose v1 for `config`.
+                "debootstrap", "docker-compose")
 REQUIREMENTS = ("requirements.txt", "requirements-dev.txt", "infra/local/requirements.txt")
 
 

@@ -18,14 +18,16 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 
-from infra.local.amqp import (
+from infra.connector.amqp import (
     ORIGIN_EXCHANGE_HEADER,
     ORIGIN_ROUTING_KEY_HEADER,
     REASON_HEADER,
     connection_parameters,
+    publisher,
 )
 from infra.local.stackfile import load
 from scanline.adapters.topology import EXCHANGE, dead_letter_queue
+from scanline.errors import DependencyUnavailable
 
 
 @dataclass
@@ -107,11 +109,13 @@ def cmd_list(name: str | None) -> int:
 
 
 def cmd_replay(function: str, event_id: str | None) -> int:
+    """Each letter is acknowledged (taken off the dead-letter queue) only after the
+    broker confirmed its republication; a failure leaves it, and the rest, in place."""
     connection = pika.BlockingConnection(connection_parameters())
+    sender = publisher()
     replayed = 0
     try:
         channel = connection.channel()
-        channel.confirm_delivery()
         for letter in fetch_all(channel, dead_letter_queue(function)):
             if event_id is not None and letter.id != event_id:
                 channel.basic_nack(letter.method.delivery_tag, requeue=True)
@@ -120,11 +124,16 @@ def cmd_replay(function: str, event_id: str | None) -> int:
             headers = {k: v for k, v in (letter.properties.headers or {}).items()
                        if not k.startswith("x-")}
             letter.properties.headers = headers
-            channel.basic_publish(exchange, key, letter.body, letter.properties)
+            try:
+                sender.send(exchange, key, letter.body, letter.properties)
+            except DependencyUnavailable as exc:
+                print(f"not replayed {letter.id}: {exc.detail}", file=sys.stderr)
+                return 1
             channel.basic_ack(letter.method.delivery_tag)
             replayed += 1
             print(f"replayed {letter.id} to {exchange or '(default)'}/{key}")
     finally:
+        sender.close()
         connection.close()
     if event_id is not None and replayed == 0:
         print(f"no dead letter with id {event_id}", file=sys.stderr)

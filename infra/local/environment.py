@@ -8,7 +8,7 @@ URLs: functions read them from ``SECRETS_DIR`` exactly as they do on OpenFaaS.
 from __future__ import annotations
 
 from infra.local import paths
-from infra.local.stackfile import Stack, load
+from infra.local.stackfile import Function, Stack, load
 
 
 def local_overrides() -> dict[str, str]:
@@ -42,6 +42,12 @@ def local_overrides_where_set() -> dict[str, str]:
             "JWT_ISSUER": f"{gateway}/function/token"}
 
 
+def metrics_port(function: Function) -> int:
+    """Where a function's own metrics are reachable on this machine: its port + 200
+    (stack.yml's METRICS_PORT is the same for every function; pods each have their own)."""
+    return function.port + 200
+
+
 def function_environment(name: str, stack: Stack | None = None) -> dict[str, str]:
     """Environment for function ``name``; a name absent from stack.yml (a test) gets the base."""
     stack = stack or load()
@@ -52,4 +58,6 @@ def function_environment(name: str, stack: Stack | None = None) -> dict[str, str
     env["FUNCTION_NAME"] = name
     if function:
         env["upstream_url"] = f"http://{paths.HOST}:{function.port}"
+        if "METRICS_PORT" in env:
+            env["METRICS_PORT"] = str(metrics_port(function))
     return env

@@ -6,10 +6,16 @@
   before it is read; a function marked ``io.scanline.event-only`` is not served at all
   (404): only its queue's trigger reaches it.
 - ``/async-function/<name>[/<path>]`` answers 202 + ``X-Call-Id`` after the request is
-  confirmed by RabbitMQ; a worker invokes the function later and POSTs the result to
-  ``X-Callback-Url`` (the OpenFaaS queue-worker's contract) — only when its host is on
-  ``GATEWAY_CALLBACK_HOSTS`` (empty by default: no callbacks), never following redirects.
-- ``/healthz`` reports every function and dependency; ``/system/functions`` lists functions.
+  confirmed by RabbitMQ in ``scanline.async``; the queue-worker (``infra.local.queueworker``,
+  its own program) invokes the function later. ``X-Callback-Url`` is accepted only when
+  its host is on ``GATEWAY_CALLBACK_HOSTS`` (empty by default: no callbacks).
+- ``/healthz`` is every function's own readiness (``/_/ready``, which the watchdog passes
+  to the function): a function is up when it says so, and each dependency is as the
+  functions that use it report it.
+- ``/metrics``: OpenFaaS's gateway metrics, ``gateway_function_invocation_total`` and
+  ``gateway_functions_seconds`` (labels ``function_name`` = ``<name>.openfaas-fn`` as
+  OpenFaaS writes it, and ``code``), so dashboards made for OpenFaaS read it.
+- ``/system/functions`` lists the functions.
 Errors are RFC 9457 problem documents, like the functions' own.
 """
 
@@ -19,29 +25,26 @@ import json
 import logging
 import os
 import signal
-import smtplib
-import socket
-import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
-import pg8000.native
-import pika
 import requests
 from pika.adapters.blocking_connection import BlockingChannel
-from pika.spec import Basic, BasicProperties
+from pika.spec import BasicProperties
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from waitress import serve
 
+from infra.connector.amqp import publisher
+from infra.connector.trigger import declare_topology
 from infra.local import paths
-from infra.local.amqp import Consumer, Outcome, Publisher
-from infra.local.secretgen import read_secret
 from infra.local.stackfile import Function, Stack, load
-from infra.local.trigger import declare_topology
 from scanline.adapters.topology import queue_name
 from scanline.domain import callbacks
+from scanline.errors import DependencyUnavailable
 from scanline.logs import configure as configure_logging
 from scanline.runtime.client_address import client_address, parse_networks
 
@@ -50,7 +53,6 @@ log = logging.getLogger("gateway")
 ASYNC = "async"  # queue scanline.async and its dead-letter queue, named by topology
 ASYNC_QUEUE = queue_name(ASYNC)
 ASYNC_MAX_BYTES = 1024 * 1024  # OpenFaaS' NATS limit: pass an S3 key, not a file
-ASYNC_RETRY_STATUSES = {408, 429, 500, 502, 503, 504}  # the Pro queue-worker's set
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
               "trailer", "trailers", "transfer-encoding", "upgrade", "host", "content-length"}
 CHUNK = 64 * 1024
@@ -58,6 +60,16 @@ PATH_SAFE = "/%:@!$&()*+,;=~"  # RFC 3986 pchar: what stays as it is in a proxie
 FUNCTION_TIMEOUT = float(os.environ.get("GATEWAY_FUNCTION_TIMEOUT", "60"))
 CALLBACK_HOSTS = callbacks.parse_hosts(os.environ.get("GATEWAY_CALLBACK_HOSTS", ""))
 TRUSTED_PROXIES = parse_networks(os.environ.get("GATEWAY_TRUSTED_PROXIES", ""))
+
+FUNCTION_NAMESPACE = "openfaas-fn"
+# What a readiness check reports, named as an operator knows the servers.
+DEPENDENCY_NAMES = {"db": "postgresql", "bus": "rabbitmq", "store": "s3", "mail": "smtp",
+                    "event-signing-key": "secrets", "event-keyring": "secrets",
+                    "secrets": "secrets"}
+INVOCATIONS = Counter("gateway_function_invocation", "Function invocations through the gateway",
+                      ["function_name", "code"])
+SECONDS = Histogram("gateway_functions_seconds", "Time to the function's response headers",
+                    ["function_name", "code"])
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 REASONS = {200: "OK", 202: "Accepted", 400: "Bad Request", 404: "Not Found",
@@ -135,7 +147,7 @@ class Gateway:
         self.session = requests.Session()
         adapter = requests.adapters.HTTPAdapter(pool_connections=32, pool_maxsize=32)
         self.session.mount("http://", adapter)
-        self.publisher = Publisher(declare_async_queue)
+        self.publisher = publisher(declare_async_queue)
         self.checks = ThreadPoolExecutor(max_workers=8, thread_name_prefix="healthz")
 
     # --- WSGI entry point --------------------------------------------------------------
@@ -150,6 +162,11 @@ class Gateway:
             return self.enqueue(environ, start_response, *split_route(path, "/async-function/"))
         if path in ("/healthz", "/healthz/"):
             return self.healthz(start_response)
+        if path == "/metrics":
+            body = generate_latest()
+            start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST),
+                                      ("Content-Length", str(len(body)))])
+            return [body]
         if path.rstrip("/") == "/system/functions" and method == "GET":
             return json_response(start_response, 200, self.system_functions())
         return problem(start_response, 404, f"no route for {path}")
@@ -184,14 +201,19 @@ class Gateway:
             url += "?" + query
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = SizedStream(environ["wsgi.input"], length) if length else None
+        started = time.monotonic()
+        label = f"{name}.{FUNCTION_NAMESPACE}"
         try:
             upstream = self.session.request(
                 environ["REQUEST_METHOD"], url, data=body, headers=request_headers(environ),
                 stream=True, allow_redirects=False, timeout=(2, FUNCTION_TIMEOUT))
         except requests.ConnectionError:
+            _observe(label, 503, started)
             return problem(start_response, 503, f"function {name!r} is not running")
         except requests.Timeout:
+            _observe(label, 504, started)
             return problem(start_response, 504, f"function {name!r} did not answer in time")
+        _observe(label, upstream.status_code, started)
         headers = [(k, v) for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP]
         if "Content-Length" in upstream.headers:
             headers.append(("Content-Length", upstream.headers["Content-Length"]))
@@ -230,123 +252,61 @@ class Gateway:
                      "request-headers": json.dumps(headers),
                      "callback-url": callback})
         try:
-            self.publisher.publish("", ASYNC_QUEUE, body, properties)
-        except (pika.exceptions.AMQPError, OSError) as exc:
+            self.publisher.send("", ASYNC_QUEUE, body, properties)
+        except DependencyUnavailable as exc:
             log.warning("async publish failed", extra={"target": name, "error": repr(exc)})
             return problem(start_response, 503, "the queue is unavailable; retry later")
         log.info("queued", extra={"target": name, "call_id": call_id})
         start_response("202 Accepted", [("X-Call-Id", call_id), ("Content-Length", "0")])
         return [b""]
 
-    def invoke_async(self, method: Basic.Deliver, properties: BasicProperties,
-                     body: bytes) -> Outcome:
-        """Queue-worker side: call the function, retry transient failures, then call back."""
-        meta = properties.headers or {}
-        name = str(meta.get("function", ""))
-        function = self._function(name)
-        call_id = properties.message_id or ""
-        if function is None or function.event_only:
-            log.warning("async call for a function that takes no calls", extra={"target": name})
-            return Outcome.DEAD_LETTER
-        sub_path = str(meta.get("path", "/"))
-        if not sub_path.startswith("/"):  # "@host/..." would make the function's address
-            log.warning("async call with a malformed path", extra={"target": name})
-            return Outcome.DEAD_LETTER
-        url = f"http://{paths.HOST}:{function.port}{quote(sub_path, safe=PATH_SAFE)}"
-        if meta.get("query"):
-            url += f"?{meta['query']}"
-        headers = json.loads(str(meta.get("request-headers", "{}")))
-        try:
-            response = self.session.post(url, data=body, headers=headers,
-                                         timeout=FUNCTION_TIMEOUT, allow_redirects=False)
-        except requests.RequestException as exc:
-            log.warning("async invoke failed", extra={"target": name, "call_id": call_id,
-                                                      "error": type(exc).__name__})
-            return Outcome.RETRY
-        if response.status_code in ASYNC_RETRY_STATUSES:
-            return Outcome.RETRY
-        log.info("async invoked", extra={"target": name, "call_id": call_id,
-                                         "status": response.status_code})
-        callback = str(meta.get("callback-url", ""))
-        if callback and callbacks.allowed(callback, CALLBACK_HOSTS):
-            self._callback(callback, name, call_id, response)
-        return Outcome.ACK
-
-    def _callback(self, url: str, name: str, call_id: str, response: requests.Response) -> None:
-        headers = {"X-Call-Id": call_id, "X-Function-Status": str(response.status_code),
-                   "X-Function-Name": name,
-                   "Content-Type": response.headers.get("Content-Type",
-                                                        "application/octet-stream")}
-        try:
-            self.session.post(url, data=response.content, headers=headers, timeout=10,
-                              allow_redirects=False)
-        except requests.RequestException as exc:
-            # The function already ran; a lost callback is logged, not retried (as OpenFaaS).
-            log.warning("callback failed", extra={"call_id": call_id, "error": repr(exc)})
-
     # --- health and listing ------------------------------------------------------------
-    def _function_up(self, function: Function) -> bool:
+    def readiness(self, function: Function) -> tuple[bool, dict[str, str]]:
+        """The function's own ``/_/ready``: whether it takes work, and its dependencies.
+
+        429 is the watchdog at ``max_inflight``: busy, not down. Anything that is not the
+        function's readiness document (refused, or the watchdog's 5xx while the function
+        is still starting) is down.
+        """
         try:
-            return requests.get(f"http://{paths.HOST}:{function.port}/_/health",
-                                timeout=2).status_code == 200
+            response = requests.get(f"http://{paths.HOST}:{function.port}/_/ready", timeout=3)
         except requests.RequestException:
-            return False
+            return False, {}
+        if response.status_code == 429:
+            return True, {}
+        try:
+            checks = response.json().get("dependencies", {})
+        except (ValueError, AttributeError):
+            return False, {}
+        return response.status_code == 200, {
+            DEPENDENCY_NAMES.get(k, k): "up" if v == "up" else "down" for k, v in checks.items()}
 
     def healthz(self, start_response: StartResponse) -> list[bytes]:
-        names = list(self.stack.functions)
-        functions = self.checks.map(self._function_up, self.stack.functions.values())
-        dependencies = dict(zip(DEPENDENCY_CHECKS,
-                                self.checks.map(_check, DEPENDENCY_CHECKS.values()),
-                                strict=True))
-        report = {
-            "functions": {n: "up" if ok else "down" for n, ok in zip(names, functions,
-                                                                    strict=True)},
-            "dependencies": {n: "up" if ok else "down" for n, ok in dependencies.items()},
-        }
+        functions = self.stack.functions
+        reports = dict(zip(functions, self.checks.map(self.readiness, functions.values()),
+                           strict=True))
+        dependencies: dict[str, str] = {}
+        for _, checks in reports.values():
+            for name, state in checks.items():
+                if dependencies.get(name) != "down":
+                    dependencies[name] = state
+        report = {"functions": {n: "up" if ok else "down" for n, (ok, _) in reports.items()},
+                  "dependencies": dict(sorted(dependencies.items()))}
         healthy = all(v == "up" for group in report.values() for v in group.values())
         document = {"status": "ok" if healthy else "degraded", **report}
         return json_response(start_response, 200 if healthy else 503, document)
 
     def system_functions(self) -> list[dict[str, object]]:
         return [{"name": f.name, "image": f.image, "namespace": "openfaas-fn",
-                 "replicas": 1, "availableReplicas": 1 if self._function_up(f) else 0,
+                 "replicas": 1, "availableReplicas": 1 if self.readiness(f)[0] else 0,
                  "invocationCount": 0, "envProcess": "python index.py",
                  "labels": f.labels, "annotations": f.annotations}
                 for f in self.stack.functions.values()]
 
 
-def _check(probe: Callable[[], object]) -> bool:
-    try:
-        probe()
-        return True
-    except Exception:
-        return False
-
-
-def _postgresql() -> None:
-    pg8000.native.Connection(paths.DB_USER, host=paths.HOST, port=paths.POSTGRES_PORT,
-                             database=paths.DB_NAME, password=read_secret("postgres-password"),
-                             timeout=2).close()
-
-
-def _rabbitmq() -> None:
-    with socket.create_connection((paths.HOST, paths.RABBITMQ_PORT), timeout=2) as sock:
-        sock.sendall(b"AMQP\x00\x00\x09\x01")
-        if not sock.recv(8):  # the broker answers with connection.start
-            raise ConnectionError("no AMQP greeting")
-
-
-def _s3() -> None:
-    requests.head(f"http://{paths.HOST}:{paths.S3_PORT}/{paths.S3_BUCKET}",
-                  timeout=2).raise_for_status()
-
-
-def _smtp() -> None:
-    smtplib.SMTP(paths.HOST, paths.SMTP_PORT, timeout=2).quit()
-
-
-DEPENDENCY_CHECKS: dict[str, Callable[[], object]] = {
-    "postgresql": _postgresql, "rabbitmq": _rabbitmq, "s3": _s3, "smtp": _smtp}
+def _observe(function: str, code: int, started: float) -> None:
+    INVOCATIONS.labels(function, str(code)).inc()
+    SECONDS.labels(function, str(code)).observe(time.monotonic() - started)
 
 
 def declare_async_queue(channel: BlockingChannel) -> None:
@@ -358,13 +318,8 @@ def declare_async_queue(channel: BlockingChannel) -> None:
 def main() -> None:
     configure_logging("gateway")
     gateway = Gateway(load())
-    stop = threading.Event()
-    worker = Consumer(ASYNC_QUEUE, declare_async_queue, gateway.invoke_async,
-                      prefetch=int(os.environ.get("ASYNC_WORKERS", "4")), stop=stop)
-    worker.start()
 
     def shutdown(*_: object) -> None:
-        stop.set()
         gateway.publisher.close()
         raise SystemExit(0)
 

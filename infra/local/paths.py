@@ -14,6 +14,8 @@ LOCAL = REPO / ".local"
 BUILD_DIR = LOCAL / "build"
 # Overridable so the trigger can also run in a container (compose): see infra/compose.
 SECRETS_DIR = Path(os.environ.get("SECRETS_DIR", str(LOCAL / "secrets")))
+# docker-compose mounts copies its containers' users can read (secretgen.export_for_compose).
+COMPOSE_SECRETS_DIR = LOCAL / "compose-secrets"
 LOG_DIR = LOCAL / "logs"
 STATE_FILE = LOCAL / "state.json"
 SUPERVISOR_CONF = LOCAL / "supervisord.conf"

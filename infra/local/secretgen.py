@@ -133,13 +133,36 @@ def retire_event_keys(directory: Path = paths.SECRETS_DIR) -> None:
     write_keyring(directory)
 
 
+def export_for_compose(names: Iterable[str], source: Path = paths.SECRETS_DIR,
+                       target: Path = paths.COMPOSE_SECRETS_DIR) -> Path:
+    """Copies of ``names`` that the containers' own users can read.
+
+    Compose bind-mounts a file secret with the host file's owner and mode and ignores
+    ``uid``/``gid``/``mode`` (docker/compose#9648): a 0600 file is unreadable for the
+    images' uid 10001 or PostgreSQL's postgres user. The copies are 0444 inside a 0700
+    folder, so inside each container the secret is readable and on the host only its owner
+    can reach them.
+    """
+    ensure_secrets(names, source)
+    target.mkdir(parents=True, exist_ok=True)
+    target.chmod(0o700)
+    for name in names:
+        copy = target / name
+        if copy.exists():
+            copy.chmod(0o600)
+        copy.write_text((source / name).read_text())
+        copy.chmod(0o444)
+    return target
+
+
 def read_secret(name: str, directory: Path = paths.SECRETS_DIR) -> str:
     return (directory / name).read_text().strip()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m infra.local.secretgen rotate-event-key FUNCTION | retire-event-keys``
-    (``SECRETS_DIR`` picks the folder; then upload with infra/openfaas/create-secrets.sh)."""
+    """``python -m infra.local.secretgen rotate-event-key FUNCTION | retire-event-keys |
+    compose`` (``SECRETS_DIR`` picks the folder; then upload with
+    infra/openfaas/create-secrets.sh, or ``compose`` for docker-compose's copies)."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m infra.local.secretgen")
@@ -147,8 +170,14 @@ def main(argv: list[str] | None = None) -> None:
     rotate = commands.add_parser("rotate-event-key", help="a new signing key for a function")
     rotate.add_argument("function")
     commands.add_parser("retire-event-keys", help="drop public keys kept by rotations")
+    commands.add_parser("compose", help="readable copies of every secret docker-compose mounts")
     args = parser.parse_args(argv)
-    if args.command == "rotate-event-key":
+    if args.command == "compose":
+        from infra.generate.compose import compose_secret_names
+
+        target = export_for_compose(compose_secret_names())
+        print(f"docker-compose secrets in {target}")
+    elif args.command == "rotate-event-key":
         rotate_event_key(args.function)
         print(f"new {event_key_secret(args.function)}; {EVENT_KEYRING} keeps the old key")
     else:

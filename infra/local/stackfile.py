@@ -1,8 +1,10 @@
-"""Read ``stack.yml`` the way faas-cli does, so the local stack never hard-codes a function.
+"""Read ``stack.yml`` the way faas-cli does: the one model of the stack.
 
 faas-cli substitutes ``${VAR}``, ``${VAR:-default}`` and ``${VAR-default}`` (drone/envsubst)
 in the raw YAML text before parsing it; doing the same here keeps one source of truth for
-names, environment, secrets and topics.
+names, environment, secrets and topics. The local stack, the manifest generator
+(``infra.generate``), the connector and the OpenAPI builder all read stack.yml through
+``load`` and nothing else.
 """
 
 from __future__ import annotations
@@ -68,6 +70,10 @@ class Function:
     annotations: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     image: str = ""
+    limits: dict[str, str] = field(default_factory=dict)
+    requests: dict[str, str] = field(default_factory=dict)
+    build_args: dict[str, str] = field(default_factory=dict)
+    readonly_root_filesystem: bool = False
 
     @property
     def event_only(self) -> bool:
@@ -82,6 +88,15 @@ class Function:
     def timeout(self, name: str, default: str = "30s") -> float:
         """One of the watchdog's timeouts (``exec_timeout``, ...) in seconds."""
         return duration_seconds(self.environment.get(name, default))
+
+    @property
+    def max_inflight(self) -> int:
+        """The watchdog's concurrency limit (0: none); it answers 429 beyond it."""
+        return int(self.environment.get("max_inflight", "0"))
+
+    def scale(self, bound: str, default: int) -> int:
+        """``com.openfaas.scale.<bound>`` (min, max, target) as a number."""
+        return int(self.labels.get(f"com.openfaas.scale.{bound}", default))
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -104,6 +119,7 @@ class Stack:
     root: Path
     functions: dict[str, Function]
     copy: tuple[str, ...]
+    gateway: str = ""
 
     def secret_names(self) -> list[str]:
         return sorted({s for fn in self.functions.values() for s in fn.secrets})
@@ -139,6 +155,11 @@ def load(path: Path | None = None, *, port_base: int | None = None,
             annotations=_strings(spec.get("annotations")),
             labels=_strings(spec.get("labels")),
             image=str(spec.get("image", "")),
+            limits=_strings(spec.get("limits")),
+            requests=_strings(spec.get("requests")),
+            build_args=_strings(spec.get("build_args")),
+            readonly_root_filesystem=bool(spec.get("readonly_root_filesystem", False)),
         )
     copy = tuple((document.get("configuration") or {}).get("copy") or ())
-    return Stack(root=path.parent, functions=functions, copy=copy)
+    gateway = _scalar((document.get("provider") or {}).get("gateway"))
+    return Stack(root=path.parent, functions=functions, copy=copy, gateway=gateway)

@@ -17,6 +17,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import pika
 import requests
+from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPError
 
 from scanline.adapters.topology import EXCHANGE
@@ -38,7 +39,7 @@ class Publisher(Protocol):
     def close(self) -> None: ...
 
 
-def _with_password(url: str, password: str | None) -> str:
+def url_with_password(url: str, password: str | None) -> str:
     """Put the secret's password into the URL (pika needs one whenever a user is named)."""
     parts = urlsplit(url)
     if parts.password is not None or not parts.username:
@@ -50,23 +51,29 @@ def _with_password(url: str, password: str | None) -> str:
 
 
 class AmqpPublisher:
-    """One connection per process, guarded by a lock (pika is not thread-safe).
+    """One confirmed publishing connection per process, guarded by a lock (pika is not
+    thread-safe): the functions' outbox publishes through it, and so do the connector
+    (dead letters with their reason), the Knative dead-letter sink, and the local gateway
+    (async calls).
 
     A broken connection is dropped and reopened once per publish; if that fails too the
-    caller gets ``DependencyUnavailable`` and the events stay in the outbox.
+    caller gets ``DependencyUnavailable`` (an outbox keeps its events for later).
+    ``declare`` runs on every new channel (the objects the caller publishes to).
     """
 
-    def __init__(self, url: str, password: Callable[[], str | None], timeout: float = 2.0) -> None:
+    def __init__(self, url: str, password: Callable[[], str | None], timeout: float = 2.0, *,
+                 declare: Callable[[BlockingChannel], None] | None = None) -> None:
         self._url, self._password, self._timeout = url, password, timeout
+        self._declare = declare
         self._lock = threading.Lock()
         self._connection: pika.BlockingConnection | None = None
-        self._channel: pika.adapters.blocking_connection.BlockingChannel | None = None
+        self._channel: BlockingChannel | None = None
 
-    def _open(self) -> pika.adapters.blocking_connection.BlockingChannel:
+    def _open(self) -> BlockingChannel:
         if self._channel is not None and self._channel.is_open:
             return self._channel
         self._drop()
-        params = pika.URLParameters(_with_password(self._url, self._password()))
+        params = pika.URLParameters(url_with_password(self._url, self._password()))
         params.socket_timeout = self._timeout
         params.blocked_connection_timeout = 10
         params.connection_attempts = 1
@@ -76,6 +83,8 @@ class AmqpPublisher:
         self._connection = pika.BlockingConnection(params)
         channel = self._connection.channel()
         channel.exchange_declare(EXCHANGE, exchange_type="topic", durable=True)
+        if self._declare is not None:
+            self._declare(channel)
         channel.confirm_delivery()
         self._channel = channel
         return channel
@@ -86,22 +95,34 @@ class AmqpPublisher:
             with contextlib.suppress(AMQPError, OSError):
                 connection.close()
 
-    def publish(self, messages: Sequence[Message]) -> None:
+    def _confirmed(self, publish: Callable[[BlockingChannel], None]) -> None:
         with self._lock:
             for attempt in (1, 2):
                 try:
-                    channel = self._open()
-                    for message in messages:
-                        channel.basic_publish(
-                            EXCHANGE, message.type, message.body,
-                            pika.BasicProperties(
-                                content_type=STRUCTURED_CONTENT_TYPE, delivery_mode=2,
-                                message_id=message.id, type=message.type))
+                    publish(self._open())
                     return
                 except (AMQPError, OSError) as exc:
                     self._drop()
                     if attempt == 2:
                         raise DependencyUnavailable("rabbitmq", f"publish failed: {exc!r}") from exc
+
+    def publish(self, messages: Sequence[Message]) -> None:
+        """Events to the topic exchange, routed by type (an event no queue wants is fine:
+        notifications are for whoever subscribes)."""
+        def publish_all(channel: BlockingChannel) -> None:
+            for message in messages:
+                channel.basic_publish(
+                    EXCHANGE, message.type, message.body,
+                    pika.BasicProperties(content_type=STRUCTURED_CONTENT_TYPE, delivery_mode=2,
+                                         message_id=message.id, type=message.type))
+        self._confirmed(publish_all)
+
+    def send(self, exchange: str, routing_key: str, body: bytes,
+             properties: pika.BasicProperties) -> None:
+        """One message to one queue, confirmed, and refused if nothing would keep it
+        (``mandatory``): a dead letter or an async call must land in its queue."""
+        self._confirmed(lambda channel: channel.basic_publish(
+            exchange, routing_key, body, properties, mandatory=True))
 
     def ping(self) -> None:
         """A connection the broker dropped since the last use (a restart, an idle

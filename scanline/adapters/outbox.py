@@ -19,6 +19,7 @@ from scanline.adapters.bus import Publisher
 from scanline.adapters.db import Database
 from scanline.adapters.tables import outbox
 from scanline.errors import DependencyUnavailable
+from scanline.runtime import metrics
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +70,19 @@ class Outbox:
                                             name="outbox-relay", daemon=True)
             self._thread.start()
 
+    def backlog(self) -> int:
+        """How many events are committed and not yet confirmed by the broker."""
+        with self._db.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar_one())
+
     def _run(self, interval: float) -> None:
         while not self._stop.wait(interval):
             try:
                 if self.relay():
                     log.info("outbox: relayed pending events")
+                metrics.OUTBOX_BACKLOG.set(self.backlog())
+            except DependencyUnavailable as exc:  # the relay already said the database is down
+                log.debug("outbox: backlog unknown: %s", exc.detail)
             except Exception:  # the relay must outlive any single bad round
                 log.exception("outbox relay round failed")
 

@@ -17,6 +17,7 @@ from scanline.domain.ocr import Recognition
 from scanline.ocr.batcher import MicroBatcher
 from scanline.ocr.engines import Engine, EngineChoice, build_engine, choose_engine
 from scanline.ocr.images import ImageLimits, Page
+from scanline.runtime import metrics
 from scanline.settings import Settings
 
 
@@ -85,6 +86,7 @@ class OcrService:
 
     def recognize(self, image: Page | Image.Image) -> Outcome:
         batched = self._batcher.submit(image)
+        metrics.ocr_page(self.engine.name, batched.run_seconds / max(1, batched.batch_size))
         return Outcome(batched.value, self.engine.name, batched.batch_size,
                        round(batched.queued_seconds * 1000, 1),
                        round(batched.run_seconds * 1000, 1))

@@ -32,11 +32,11 @@ from flask import Flask, Request, g, request
 from flask import Response as FlaskResponse
 from werkzeug.exceptions import HTTPException
 
-from scanline import events, logs
+from scanline import events, logs, tracing
 from scanline.adapters.bus import ReplyPublisher
 from scanline.bootstrap import PROVIDERS, Container
 from scanline.errors import BadRequest, DependencyUnavailable, PayloadTooLarge, ScanlineError
-from scanline.runtime import inputs, oauth, openapi
+from scanline.runtime import inputs, metrics, oauth, openapi
 from scanline.runtime.client_address import client_address, parse_networks
 from scanline.runtime.context import Call, Response
 from scanline.runtime.injection import Plan, plan_event, plan_hook, plan_operation, readiness
@@ -121,7 +121,10 @@ class Function:
             event = events.parse_binary(headers, body)
         else:
             event = events.parse_structured(body)
-        with logs.invocation(event.id, event.traceparent), \
+        g.event_type = event.type
+        with tracing.span(f"event {event.type}", event.traceparent,
+                          **{"cloudevents.event_id": event.id}) as traceparent, \
+                logs.invocation(event.id, traceparent or event.traceparent), \
                 _reply_slot(self.container, "reply" in req.headers.get("Prefer", "")) as reply:
             response = _to_flask(self._handle_event(event), delivery=True)
         if reply and response.status_code == 200:
@@ -145,17 +148,19 @@ class Function:
             return plan.call(self.container, values)
         with uow:
             if not uow.inbox.claim(event.id):
+                g.duplicate = True
                 return Response({"status": "duplicate", "id": event.id})
             return plan.call(self.container, values)
 
     # --- plain calls ---------------------------------------------------------------------
     def call(self, req: Request, path: str) -> FlaskResponse:
         op, arguments = self.routes.match(path, req.method)
-        g.error_format = op.errors
+        g.error_format, g.route = op.errors, op.rule
         plan = self.operations[op.view.__name__]
         call_id = req.headers.get("X-Call-Id") or str(uuid.uuid4())
-        traceparent = events.child_traceparent(req.headers.get("traceparent"))
-        with logs.invocation(call_id, traceparent):
+        parent = req.headers.get("traceparent")
+        with tracing.span(f"{req.method} {op.rule}", parent) as traced, \
+                logs.invocation(call_id, traced or events.child_traceparent(parent)):
             return _to_flask(plan.call(self.container, self._values(op, plan, req, path,
                                                                      arguments)),
                              delivery=False)
@@ -190,6 +195,7 @@ def create_app(handler: ModuleType, container: Container) -> Flask:
     settings = container.settings
     function = Function(handler, container)
     app = Flask(settings.function_name)
+    metrics.instrument(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.config["MAX_FORM_MEMORY_SIZE"] = min(settings.max_request_bytes, 1024 * 1024)
 

@@ -18,22 +18,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "function"))
 import handler
 from waitress import serve
 
-from scanline import logs
+from scanline import logs, tracing
 from scanline.bootstrap import Container
+from scanline.runtime import metrics
 from scanline.runtime.app import create_app
 
 container = Container.from_env()
 logs.configure(container.settings.function_name, container.settings.log_level)
+tracing.configure(container.settings.function_name, container.settings.otlp_endpoint)
 app = create_app(handler, container)
 
 
 def _stop(signum: int, _frame: object) -> None:
     container.close()
+    tracing.shutdown()
     sys.exit(0)
 
 
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, _stop)
+    # Scraped from the pod on its own port, never through the gateway.
+    metrics.serve(container.settings.metrics_port)
     limit = container.settings.max_request_bytes
     # The watchdog's upstream_url says where it forwards to, so it is also where to listen
     # (PORT belongs to the watchdog: Knative sets it to the container port).

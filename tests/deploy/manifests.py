@@ -15,7 +15,8 @@ from typing import Any
 
 import yaml
 
-from infra.generate import REPO, Fn, load_stack
+from infra.generate.common import REPO, load_stack
+from infra.local.stackfile import Function
 
 DATA = REPO / "tests" / "data"
 CRD_DIR = DATA / "crds"
@@ -25,12 +26,9 @@ def documents(path: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
 
 
-def stack() -> tuple[dict[str, Any], list[Fn]]:
-    return load_stack()
-
-
-def functions() -> dict[str, Fn]:
-    return {fn.name: fn for fn in load_stack()[1]}
+def functions() -> dict[str, Function]:
+    """stack.yml's functions with the defaults (what the committed manifests hold)."""
+    return dict(load_stack({}).functions)
 
 
 def _structural(schema: dict[str, Any]) -> dict[str, Any]:

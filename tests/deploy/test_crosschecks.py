@@ -12,10 +12,14 @@ import re
 
 import yaml
 
-from infra.generate import COMPOSE_OVERRIDES, KNATIVE_OVERRIDES, REPO, trigger_name
+from infra.connector.trigger import Deliverer
+from infra.generate import compose, knative
+from infra.generate.common import REPO
+from infra.generate.knative import trigger_name
 from infra.local.stackfile import duration_seconds, load
 from infra.openapi import load_handler
 from scanline import payloads
+from scanline.adapters.topology import dead_letter_queue, queue_name
 from scanline.runtime.routing import Routes
 from scanline.secrets import EVENT_KEYRING, SECRET_KINDS, event_key_secret
 from tests.deploy.manifests import documents, functions
@@ -102,20 +106,41 @@ def test_knative_triggers_match_topic_annotations_one_to_one() -> None:
         assert trigger["spec"]["delivery"]["deadLetterSink"]["ref"]["name"]
 
 
-def test_openfaas_queues_keda_and_topology_name_the_same_topics() -> None:
-    topics = {t for fn in functions().values() for t in fn.topics}
-    values = yaml.safe_load((REPO / "infra/openfaas/rabbitmq-connector-values.yaml").read_text())
-    assert {q["name"] for q in values["queues"]} == topics
-    configmap = next(d for d in documents(REPO / "infra/openfaas/rabbitmq-topology.yaml")
-                     if d["kind"] == "ConfigMap")
-    script = configmap["data"]["declare.sh"]
-    for topic in topics:
-        assert f"put queues/%2F/{topic} " in script and '"x-queue-type":"quorum"' in script
+def test_one_queue_name_per_function_on_every_target() -> None:
+    """The connector consumes scanline.<fn>; KEDA watches the same queue; Knative's dead
+    letters land in scanline.<fn>.dlq, where infra.local.deadletters reads them."""
     scaled = next(d for d in documents(REPO / "infra/keda/ocr-scaledobject.yaml")
                   if d["kind"] == "ScaledObject")
     (trigger,) = scaled["spec"]["triggers"]
     assert trigger["metadata"]["mode"] == "QueueLength"
-    assert [trigger["metadata"]["queueName"]] == functions()["ocr"].topics
+    # Management-API counts include the messages the connector holds in flight.
+    assert trigger["metadata"]["protocol"] == "http"
+    assert trigger["metadata"]["queueName"] == queue_name("ocr")
+    assert trigger["metadata"]["value"] == str(functions()["ocr"].max_inflight)
+    assert dead_letter_queue("ocr") == "scanline.ocr.dlq"
+
+
+def test_connector_invokes_through_the_gateway_with_the_functions_broker() -> None:
+    (deployment,) = documents(REPO / "infra/openfaas/connector.yaml")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["FUNCTION_URL_TEMPLATE"].format(name="ocr") == \
+        "http://gateway.openfaas:8080/function/ocr"
+    assert {fn.environment.get("RABBITMQ_URL") for fn in functions().values()} - {None} == \
+        {env["RABBITMQ_URL"]}
+    assert env["TRIGGER_REPLICAS"] == "max"
+    assert "@" not in env["RABBITMQ_URL"].split("//", 1)[1].split("/", 1)[0].replace(
+        "scanline@", ""), "no password in the URL"
+    assert container["image"].rsplit("/", 1)[1] == "scanline-connector:latest"
+
+
+def test_migrations_job_is_named_by_the_release_and_uses_its_image() -> None:
+    (job,) = documents(REPO / "infra/openfaas/migrations-job.yaml")
+    register = functions()["register"]
+    assert job["metadata"]["name"] == "scanline-migrate-latest"
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == register.image
+    assert container["command"] == ["python", "-m", "scanline.migrations"]
 
 
 def test_only_the_token_function_holds_the_signing_keys() -> None:
@@ -132,25 +157,26 @@ def test_knative_mounts_each_functions_secrets_where_the_runtime_reads_them() ->
         spec = service["spec"]["template"]["spec"]
         mounted = [s["secret"]["name"] for v in spec.get("volumes", [])
                    for s in v["projected"]["sources"]]
-        assert mounted == fn.secrets
+        assert mounted == list(fn.secrets)
         if fn.secrets:
-            assert spec["containers"][0]["volumeMounts"][0]["mountPath"] == "/var/openfaas/secrets"
+            mounts = {m["name"]: m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
+            assert mounts["secrets"] == "/var/openfaas/secrets"
 
 
 def test_environment_agrees_across_stack_knative_and_compose() -> None:
-    compose = yaml.safe_load((REPO / "infra/compose/docker-compose.yml").read_text())
+    composed = yaml.safe_load((REPO / "infra/compose/docker-compose.yml").read_text())
     for service in documents(REPO / "infra/knative/services.yaml"):
         fn = functions()[service["metadata"]["name"]]
         knative_env = {e["name"]: e["value"] for e in
                        service["spec"]["template"]["spec"]["containers"][0]["env"]}
-        assert knative_env == {k: KNATIVE_OVERRIDES.get(k, v)
+        assert knative_env == {k: knative.OVERRIDES.get(k, v)
                                for k, v in fn.environment.items()}, fn.name
         assert "PORT" not in knative_env, "Knative reserves PORT"
-        compose_env = compose["services"][fn.name]["environment"]
+        compose_env = composed["services"][fn.name]["environment"]
         assert set(compose_env) == set(fn.environment) | {"SECRETS_DIR"}, fn.name
         for key, value in fn.environment.items():
-            assert compose_env[key] == COMPOSE_OVERRIDES.get(key, value), (fn.name, key)
-        assert compose["services"][fn.name]["secrets"] == fn.secrets
+            assert compose_env[key] == compose.OVERRIDES.get(key, value), (fn.name, key)
+        assert composed["services"][fn.name]["secrets"] == list(fn.secrets)
         assert compose_env.get("FUNCTION_NAME") == fn.name
 
 
@@ -167,6 +193,10 @@ def test_timeouts_nest_from_handler_to_gateway() -> None:
         assert fn.timeout("write_timeout") <= upstream, fn.name
         knative = services[fn.name]["spec"]["template"]["spec"]["timeoutSeconds"]
         assert fn.timeout("write_timeout") <= knative <= 600, fn.name
+        if fn.topics:
+            # The connector waits exec_timeout + 5 s through the gateway: it must let it.
+            waited = Deliverer(fn, timeout=0).timeout
+            assert fn.timeout("exec_timeout") < waited <= upstream, fn.name
 
 
 def test_ocr_is_capacity_scaled_with_a_hard_inflight_limit() -> None:
@@ -184,17 +214,38 @@ def test_ocr_image_bakes_weights_where_the_function_looks() -> None:
     cache_dir = re.search(r"KERAS_OCR_CACHE_DIR=(\S+)", dockerfile).group(1)
     ocr = functions()["ocr"]
     assert ocr.environment["OCR_MODEL_DIR"] == cache_dir
-    assert ocr.spec["build_args"]["MODEL_WEIGHTS"] == "keras-ocr"
+    assert ocr.build_args["MODEL_WEIGHTS"] == "keras-ocr"
 
 
-def test_compose_runs_the_local_trigger_against_the_function_services() -> None:
-    compose = yaml.safe_load((REPO / "infra/compose/docker-compose.yml").read_text())
-    trigger = compose["services"]["trigger"]
-    template = trigger["environment"]["FUNCTION_URL_TEMPLATE"]
+def test_compose_runs_the_connector_against_the_function_services() -> None:
+    compose_file = yaml.safe_load((REPO / "infra/compose/docker-compose.yml").read_text())
+    connector = compose_file["services"]["connector"]
+    template = connector["environment"]["FUNCTION_URL_TEMPLATE"]
     assert template.format(name="ocr", port=0) == "http://ocr:8080/"
-    assert trigger["build"]["dockerfile"] == "infra/compose/trigger.Dockerfile"
-    assert (REPO / trigger["build"]["dockerfile"]).is_file()
+    assert connector["build"]["dockerfile"] == "infra/connector/Dockerfile"
+    assert (REPO / connector["build"]["dockerfile"]).is_file()
     for name in (fn.name for fn in functions().values() if fn.topics):
-        assert name in compose["services"]
-        assert compose["services"][name]["depends_on"]["trigger"] == {
+        assert compose_file["services"][name]["depends_on"]["connector"] == {
             "condition": "service_started"}
+
+
+def test_compose_secrets_are_the_readable_copies() -> None:
+    compose_file = yaml.safe_load((REPO / "infra/compose/docker-compose.yml").read_text())
+    for name, secret in compose_file["secrets"].items():
+        assert secret["file"] == f"../../.local/compose-secrets/{name}"
+
+
+def test_each_function_serves_its_metrics_where_its_annotations_say() -> None:
+    for name, fn in functions().items():
+        assert fn.annotations["prometheus.io.scrape"] == "true", name
+        assert fn.annotations["prometheus.io.port"] == fn.environment["METRICS_PORT"], name
+        # Not the watchdog's own metrics port, nor the function's public one.
+        assert fn.environment["METRICS_PORT"] not in ("8080", "8081"), name
+
+
+def test_every_function_asks_its_own_readiness_through_the_watchdog() -> None:
+    for name, fn in functions().items():
+        assert fn.environment["ready_path"] == "/_/ready", name
+    for service in documents(REPO / "infra/knative/services.yaml"):
+        (container,) = service["spec"]["template"]["spec"]["containers"]
+        assert container["readinessProbe"]["httpGet"]["path"] == "/_/ready"

@@ -1,4 +1,4 @@
-"""The committed manifests are exactly what infra/generate.py makes from stack.yml."""
+"""The committed manifests are exactly what infra/generate makes from stack.yml."""
 
 import pytest
 

@@ -20,7 +20,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from infra.local.amqp import REASON_HEADER
+from infra.connector.amqp import REASON_HEADER
 from scanline.adapters.topology import dead_letter_queue
 from scanline.bootstrap import Container
 from scanline.domain import ocr

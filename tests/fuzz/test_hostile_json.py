@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from bench.ocr_client import OcrClient
-from infra.local.amqp import REASON_HEADER
+from infra.connector.amqp import REASON_HEADER
 from infra.local.stackfile import load
 from scanline.adapters.topology import dead_letter_queue
 from scanline.payloads import EmailRequested

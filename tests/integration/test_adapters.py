@@ -76,6 +76,7 @@ def test_events_wait_in_the_outbox_while_the_broker_is_down(sender: Container,
     dead.flush([event.id])  # broker unreachable: logged, row kept, no exception
     with sender.db.connect() as conn:
         assert conn.execute(sa.select(outbox.c.id).where(outbox.c.id == event.id)).first()
+    assert dead.backlog() >= 1  # what scanline_outbox_backlog reports
     live = Outbox(sender.db, sender.publisher, relay_after=0)
     with tap.listen(EmailSent.TYPE) as received:
         assert live.relay() >= 1

@@ -18,8 +18,8 @@ import pika.exceptions
 import pytest
 import requests
 
+from infra.connector.amqp import connection_parameters
 from infra.local import paths
-from infra.local.amqp import connection_parameters
 from infra.local.build import build_context
 from infra.local.pytest_stack import GATEWAY, local_stack  # noqa: F401 (fixture)
 from infra.local.stackfile import Stack, envsubst, load
@@ -147,7 +147,8 @@ def test_unknown_function_is_a_404_problem(local_stack: Stack) -> None:  # noqa:
 def test_healthz_lists_every_function_and_dependency(local_stack: Stack) -> None:  # noqa: F811
     document = requests.get(f"{GATEWAY}/healthz", timeout=10).json()
     assert set(document["functions"]) == set(local_stack.functions)
-    assert set(document["dependencies"]) == {"postgresql", "rabbitmq", "s3", "smtp"}
+    # What the functions' own readiness checks report (db, bus, store, mail, event keys).
+    assert set(document["dependencies"]) == {"postgresql", "rabbitmq", "s3", "smtp", "secrets"}
     assert document["status"] in {"ok", "degraded"}
     listed = requests.get(f"{GATEWAY}/system/functions", timeout=10).json()
     assert {f["name"] for f in listed} == set(local_stack.functions)

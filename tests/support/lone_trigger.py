@@ -1,7 +1,7 @@
 """The local trigger for one function that is not in stack.yml: a fault test's own function.
 
 ``python -m tests.support.lone_trigger --function NAME --port PORT --topic TYPE`` runs the
-same consumer, delivery and topology code as ``infra.local.trigger`` (queue
+same consumer, delivery and topology code as ``infra.connector.trigger`` (queue
 ``scanline.<NAME>``, dead-letter queue ``scanline.<NAME>.dlq``) as its own process, so a test
 can read its memory and stop it without touching the stack's trigger.
 """
@@ -12,8 +12,8 @@ import argparse
 import signal
 import threading
 
+from infra.connector.trigger import subscribe
 from infra.local.stackfile import Function
-from infra.local.trigger import subscribe
 from scanline.logs import configure as configure_logging
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
@@ -14,7 +15,9 @@ LOCAL = REPO / ".local"
 
 @dataclass(frozen=True)
 class Stack:
-    gateway: str = "http://127.0.0.1:8080"
+    # SCANLINE_GATEWAY points the e2e suite at another gateway (a second local one, compose).
+    gateway: str = field(default_factory=lambda: os.environ.get("SCANLINE_GATEWAY",
+                                                                "http://127.0.0.1:8080"))
     secrets_dir: Path = LOCAL / "secrets"
     mail_dir: Path = LOCAL / "mail"
 

@@ -1,4 +1,5 @@
-"""A RabbitMQ consumer that survives broker restarts, shared by the trigger and the gateway.
+"""A RabbitMQ consumer that survives broker restarts, shared by the connector and the
+local queue-worker; publishing goes through the functions' own ``AmqpPublisher``.
 
 pika connections are not thread-safe, so each consumer owns one connection in its own
 thread; deliveries are handed to a small worker pool (one worker per prefetched message)
@@ -12,6 +13,7 @@ from __future__ import annotations
 import enum
 import functools
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -24,8 +26,10 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 
 from infra.local import paths
-from infra.local.secretgen import read_secret
+from scanline.adapters.bus import AmqpPublisher, url_with_password
 from scanline.adapters.topology import DEAD_LETTER_EXCHANGE, dead_letter_queue_of
+from scanline.errors import DependencyUnavailable
+from scanline.secrets import Secrets
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +73,30 @@ def delivery_count(properties: BasicProperties) -> int:
         return 0
 
 
-def connection_parameters(heartbeat: int = 30) -> pika.ConnectionParameters:
-    return pika.ConnectionParameters(
-        host=paths.RABBITMQ_HOST, port=paths.RABBITMQ_PORT, virtual_host="/",
-        credentials=pika.PlainCredentials(paths.RABBITMQ_USER, read_secret("rabbitmq-password")),
-        heartbeat=heartbeat, connection_attempts=1, socket_timeout=5,
-        blocked_connection_timeout=30, client_properties={"connection_name": "scanline-local"})
+def broker_url() -> str:
+    """``RABBITMQ_URL`` as the functions read it (the local broker by default); the password
+    is the ``rabbitmq-password`` secret file's, never in the environment."""
+    return os.environ.get("RABBITMQ_URL") or (
+        f"amqp://{paths.RABBITMQ_USER}@{paths.RABBITMQ_HOST}:{paths.RABBITMQ_PORT}/%2F")
+
+
+def broker_password() -> str:
+    return Secrets(paths.SECRETS_DIR).read("rabbitmq-password")
+
+
+def publisher(declare: Callable[[BlockingChannel], None] | None = None) -> AmqpPublisher:
+    """The functions' own publisher, on the connector's broker."""
+    return AmqpPublisher(broker_url(), broker_password, timeout=5, declare=declare)
+
+
+def connection_parameters(heartbeat: int = 30) -> pika.URLParameters:
+    params = pika.URLParameters(url_with_password(broker_url(), broker_password()))
+    params.heartbeat = heartbeat
+    params.connection_attempts = 1
+    params.socket_timeout = 5
+    params.blocked_connection_timeout = 30
+    params.client_properties = {"connection_name": "scanline-connector"}
+    return params
 
 
 Handler = Callable[[Basic.Deliver, BasicProperties, bytes], "Outcome | Verdict"]
@@ -96,7 +118,7 @@ class Consumer(threading.Thread):
         self.prefetch = prefetch
         self.stop = stop
         self.pool = ThreadPoolExecutor(max_workers=prefetch, thread_name_prefix=queue)
-        self.dead_letters = Publisher()
+        self.dead_letters = publisher()
 
     def run(self) -> None:
         failures = 0
@@ -165,10 +187,10 @@ class Consumer(threading.Thread):
                                message_id=properties.message_id, type=properties.type,
                                headers=headers)
         try:
-            self.dead_letters.publish(DEAD_LETTER_EXCHANGE, dead_letter_queue_of(self.queue),
-                                      body, copy)
+            self.dead_letters.send(DEAD_LETTER_EXCHANGE, dead_letter_queue_of(self.queue),
+                                   body, copy)
             return True
-        except (pika.exceptions.AMQPError, OSError) as exc:
+        except DependencyUnavailable as exc:
             log.warning("dead letter not published with its reason; rejecting instead",
                         extra={"queue": self.queue, "error": repr(exc)})
             return False
@@ -183,46 +205,3 @@ class Consumer(threading.Thread):
             channel.basic_reject(tag, requeue=False)
         else:
             channel.basic_nack(tag, requeue=True)
-
-
-class Publisher:
-    """One confirmed publishing connection shared by request threads behind a lock."""
-
-    def __init__(self, declare: Callable[[BlockingChannel], None] | None = None) -> None:
-        self._declare = declare
-        self._lock = threading.Lock()
-        self._connection: pika.BlockingConnection | None = None
-        self._channel: BlockingChannel | None = None
-
-    def _open(self) -> BlockingChannel:
-        if self._channel is None or not self._channel.is_open:
-            if self._connection is not None and self._connection.is_open:
-                self._connection.close()
-            # No heartbeat: nothing services this connection between publishes.
-            self._connection = pika.BlockingConnection(connection_parameters(heartbeat=0))
-            self._channel = self._connection.channel()
-            self._channel.confirm_delivery()
-            if self._declare:
-                self._declare(self._channel)
-        return self._channel
-
-    def publish(self, exchange: str, routing_key: str, body: bytes,
-                properties: BasicProperties) -> None:
-        """Publish persistently and wait for the broker's confirm; one reconnect on failure."""
-        with self._lock:
-            for attempt in (1, 2):
-                try:
-                    channel = self._open()
-                    channel.basic_publish(exchange, routing_key, body, properties,
-                                          mandatory=True)
-                    return
-                except (pika.exceptions.AMQPConnectionError,
-                        pika.exceptions.AMQPChannelError, OSError):
-                    self._channel = None
-                    if attempt == 2:
-                        raise
-
-    def close(self) -> None:
-        with self._lock:
-            if self._connection is not None and self._connection.is_open:
-                self._connection.close()

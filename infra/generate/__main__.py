@@ -1,0 +1,5 @@
+import sys
+
+from infra.generate import main
+
+sys.exit(main())
