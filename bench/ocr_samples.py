@@ -298,3 +298,18 @@ def chained_tiff(directories: int, loop: bool = False) -> bytes:
         out += struct.pack("<I", following)
     out += b"\xff"
     return bytes(out)
+
+
+def letter_page(seed: int = 8, lines: int = 48, words_per_line: int = 11) -> Sample:
+    """A US-letter page at 300 dpi (2550 x 3300) of 11 pt serif prose with 1-inch margins,
+    as a scanner at 300 dpi makes a typed letter."""
+    rng = random.Random(seed)
+    text = "\n".join(prose_line(rng, words_per_line) for _ in range(lines))
+    font = ImageFont.truetype(str(FONT_DIR / "DejaVuSerif.ttf"), 44)  # 11 pt at 300 dpi
+    image = Image.new("L", (2550, 3300), 255)
+    draw = ImageDraw.Draw(image)
+    for i, line in enumerate(text.split("\n")):
+        draw.text((300, 300 + i * 56), line, font=font, fill=0)
+    out = io.BytesIO()
+    image.save(out, "PNG", dpi=(300, 300))
+    return Sample("letter", out.getvalue(), "image/png", text)

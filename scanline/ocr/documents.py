@@ -118,6 +118,8 @@ def inspect(data: bytes, limits: DocumentLimits) -> DocumentInfo:
             pages = pdf.inspect(data, limits.max_pages)
         except pdf.EncryptedPdf as exc:
             raise EncryptedDocument(str(exc)) from None
+        except pdf.PdfTooComplex as exc:
+            raise PayloadTooLarge(str(exc)) from None
         except pdf.PdfError as exc:
             raise UndecodableImage(str(exc)) from None
         return _check(DocumentInfo(PDF, pages.count, tuple(

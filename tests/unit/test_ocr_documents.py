@@ -95,6 +95,12 @@ def test_a_looping_or_truncated_tiff_is_undecodable() -> None:
         inspect(chained_tiff(5)[:60], LIMITS)
 
 
+def test_a_pdf_of_more_objects_than_any_accepted_document_needs_is_refused_unopened() -> None:
+    crowded = blank_pages_pdf(120_000).replace(b"startxref", b"startxrXX")  # no usable xref
+    with pytest.raises(PayloadTooLarge, match="more than 100000 objects"):
+        inspect(crowded, LIMITS)
+
+
 def test_a_huge_pdf_page_is_refused_before_rendering() -> None:
     with pytest.raises(PayloadTooLarge, match="416667x416667"):
         inspect(blank_pages_pdf(1, 100_000, 100_000), LIMITS)
