@@ -11,7 +11,7 @@
 5. bytes on the broker per job for 100 KiB, 1 MiB and 10 MiB images vs their base64 size.
 
 Like with like: in-process work per job is what the ocr function does with the bytes it
-fetched (``load_page``: check and decode, then recognition through an ``OcrService`` built
+fetched (``first_page``: check and decode, then recognition through an ``OcrService`` built
 from the same settings, so the same batcher, engine and worker count). Both throughput
 phases record how many tesseract processes ran at once and the share of the machine's CPU
 that processes outside the stack used meanwhile (the machine is shared).
@@ -43,8 +43,9 @@ from bench.machine import children_running, cpu_used, foreign_load, mean_while_b
 from bench.ocr_client import OcrClient
 from bench.ocr_samples import Sample, generated, padded_png
 from bench.stats import percentile
-from scanline.ocr.engines import Engine, KerasOcrEngine, TesseractEngine
-from scanline.ocr.images import ImageLimits, Page, load_page
+from scanline.ocr.documents import DocumentLimits
+from scanline.ocr.documents import pages as document_pages
+from scanline.ocr.engines import Engine, KerasOcrEngine, PageRequest, TesseractEngine
 from scanline.ocr.service import OcrService, OcrSettings
 from scanline.payloads import OcrRequested
 from scanline.settings import Settings
@@ -53,7 +54,7 @@ from tests.support.outages import program_stopped
 from tests.support.stack import Stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
-LIMITS = ImageLimits()
+LIMITS = DocumentLimits()
 # The processes whose CPU is the OCR path's (with the stack's own programs).
 INVOLVED = ("ocr", "ocr-jobs", "send-email")
 # While jobs drain, the client looks for the results this often (and no faster: its polls
@@ -67,13 +68,18 @@ def timed(fn: Callable[[], Any]) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def engine_ms(engine: Engine, pages: Sequence[Page | Image.Image]) -> list[float]:
+def first_page(data: bytes, limits: DocumentLimits) -> PageRequest:
+    page = next(document_pages(data, limits))
+    return PageRequest(page.image, page.dpi)
+
+
+def engine_ms(engine: Engine, pages: Sequence[PageRequest | Image.Image]) -> list[float]:
     engine.recognize_batch(pages[:1])  # warm
     return [timed(lambda p=page: engine.recognize_batch([p])) for page in pages]
 
 
 def per_job_engine_ms(make: Callable[[], Engine],
-                      pages: Sequence[Page | Image.Image]) -> list[float]:
+                      pages: Sequence[PageRequest | Image.Image]) -> list[float]:
     """The replaced design: a fresh engine (model) for every job."""
     return [timed(lambda p=page: make().recognize_batch([p])) for page in pages]
 
@@ -90,7 +96,7 @@ def in_process_throughput(service: OcrService, samples: Sequence[Sample], jobs: 
     ends: list[float] = []
 
     def one(sample: Sample) -> None:
-        service.recognize(load_page(sample.data, service.config.limits))
+        service.recognize(first_page(sample.data, service.config.limits))
         ends.append(time.perf_counter())
 
     with foreign_load(os.cpu_count() or 1, None) as foreign, \
@@ -200,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
 
     stack = Stack()
     samples = generated()
-    pages = [load_page(s.data, LIMITS) for s in samples]
+    pages = [first_page(s.data, LIMITS) for s in samples]
     service = function_service()
     client = OcrClient.sign_up(stack.gateway, stack.mail_dir, prefix="bench")
 
@@ -242,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
         "broker_bytes": broker,
     }
     if args.keras:
-        report["keras_ocr_random_weights"] = keras_figures([p.pixels for p in pages])
+        report["keras_ocr_random_weights"] = keras_figures([p.image for p in pages])
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"ocr-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
     out.write_text(json.dumps(report, indent=2))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import math
 import random
+import struct
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
@@ -84,10 +85,13 @@ def sentence(rng: random.Random, n: int) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(n))
 
 
-def render(text: str, style: Style, *, width: int = 1000) -> Image.Image:
-    """``text`` (lines separated by newlines) in black on white, then degraded."""
+def render(text: str, style: Style, *, width: int | None = 1000) -> Image.Image:
+    """``text`` (lines separated by newlines) in black on white, then degraded; ``width``
+    None fits the page to the longest line."""
     font = ImageFont.truetype(str(FONT_DIR / style.font), style.size)
     lines = text.split("\n")
+    if width is None:
+        width = math.ceil(max(font.getlength(line) for line in lines)) + 2 * style.size
     line_height = int(style.size * 1.6)
     image = Image.new("L", (width, line_height * len(lines) + 2 * style.size), 255)
     draw = ImageDraw.Draw(image)
@@ -124,6 +128,65 @@ def generated(seed: int = 4, lines: int = 3, words_per_line: int = 6) -> list[Sa
     return samples
 
 
+# A broader word list for the degraded set: capitals, digits and sentence punctuation as
+# documents have them, so a result is not a lucky match on a few dozen lower-case words.
+_PROSE = (
+    "the of and to in is was for that with as on by at from this have which are be or an "
+    "not but all were when we there can if more no one other would what about some into "
+    "time only has two may then do first any new very after most also made over such where "
+    "through years should well people because each between both under never system public "
+    "number state water during against without place around however small general order "
+    "course government children house service possible market business research interest "
+    "national question political development several industry information increase social "
+    "committee different present received century hospital evidence difficult particular "
+    "Monday London Paris Robert March Company Street Office Report Council Minister Europe"
+)
+PROSE = tuple(_PROSE.split())
+DEGRADED_FONTS = ("DejaVuSans.ttf", "DejaVuSerif.ttf", "DejaVuSansMono.ttf",
+                  "DejaVuSans-Bold.ttf", "DejaVuSerif-Bold.ttf")
+
+
+def prose_line(rng: random.Random, n: int) -> str:
+    words = [rng.choice(PROSE) for _ in range(n)]
+    words[0] = words[0].capitalize()
+    if rng.random() < 0.3:
+        number = rng.choice((str(rng.randint(2, 999)),
+                             f"{rng.randint(1, 99)}.{rng.randint(10, 99)}"))
+        words[rng.randrange(1, n)] = number
+    return " ".join(words) + rng.choice((".", ".", ",", ""))
+
+
+def speckle(image: Image.Image, rng: random.Random, density: float) -> Image.Image:
+    """Dark specks of one to two pixels, the dust and toner of a scanner glass."""
+    out = image.copy()
+    draw = ImageDraw.Draw(out)
+    width, height = out.size
+    for _ in range(int(width * height * density)):
+        x, y, side = rng.randrange(width), rng.randrange(height), rng.choice((1, 1, 2))
+        draw.rectangle((x, y, x + side - 1, y + side - 1), fill=rng.randint(0, 90))
+    return out
+
+
+def degraded(seed: int = 12, count: int = 24, lines: int = 4, words_per_line: int = 7
+             ) -> list[Sample]:
+    """Scans gone wrong, each with every degradation at a random strength: one of several
+    fonts at 20-40 px, a 2-3 degree skew either way, blur, speckle noise and JPEG at
+    quality 30-75."""
+    rng = random.Random(seed)
+    samples = []
+    for n in range(count):
+        size = rng.randint(20, 40)
+        text = "\n".join(prose_line(rng, words_per_line) for _ in range(lines))
+        style = Style(font=rng.choice(DEGRADED_FONTS), size=size,
+                      skew=rng.choice((-1, 1)) * rng.uniform(2, 3), blur=rng.uniform(0.3, 0.9))
+        image = render(text, style, width=None).convert("L")
+        image = speckle(image, rng, rng.uniform(0.002, 0.01))
+        data, media_type = encode(image.convert("RGB"),
+                                  Style(jpeg_quality=rng.randint(30, 75)))
+        samples.append(Sample(f"degraded-{n:02d}", data, media_type, text))
+    return samples
+
+
 def scans() -> list[Sample]:
     return [Sample(name, (SCANS_DIR / f"{name}.tif").read_bytes(), "image/tiff",
                    (SCANS_DIR / f"{name}.txt").read_text(encoding="utf-8"))
@@ -143,3 +206,110 @@ def padded_png(target_bytes: int, text: str = "scanline padded image", seed: int
     out = io.BytesIO()
     image.save(out, "PNG", compress_level=1)
     return out.getvalue()
+
+
+# --- documents: several pages, PDFs (scanned and born-digital), other languages ---------
+
+GERMAN = ("Größe", "Übung", "schön", "Straße", "für", "über", "Bücher", "Mädchen", "Käse",
+          "Brücke", "grün", "Tür", "König", "hören", "Löwe", "müde", "Fähre", "Schlüssel",
+          "ähnlich", "Öffnung", "natürlich", "Frühstück", "Stadt", "Haus", "Wasser", "und")
+
+
+def german(seed: int = 3, lines: int = 4, words_per_line: int = 6) -> Sample:
+    """A German page with umlauts and ß, for ``languages=deu``."""
+    rng = random.Random(seed)
+    text = "\n".join(" ".join(rng.choice(GERMAN) for _ in range(words_per_line))
+                     for _ in range(lines))
+    data, media_type = encode(render(text, Style(size=32), width=None), Style())
+    return Sample("german", data, media_type, text)
+
+
+def page_images(samples: list[Sample]) -> list[Image.Image]:
+    return [Image.open(io.BytesIO(s.data)).convert("L") for s in samples]
+
+
+def tiff_of(images: list[Image.Image], dpi: int = 300) -> bytes:
+    out = io.BytesIO()
+    images[0].save(out, "TIFF", save_all=True, append_images=images[1:], dpi=(dpi, dpi),
+                   compression="tiff_lzw")
+    return out.getvalue()
+
+
+def scanned_pdf(images: list[Image.Image], dpi: int = 300) -> bytes:
+    """A PDF of page images only, as a scanner makes it."""
+    out = io.BytesIO()
+    images[0].save(out, "PDF", save_all=True, append_images=images[1:], resolution=dpi)
+    return out.getvalue()
+
+
+def _pdf(objects: list[bytes]) -> bytes:
+    """A PDF file of these objects (1 is the catalog), with its cross-reference table."""
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n%s\nendobj\n" % (number, body))
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    out.write(b"".join(b"%010d 00000 n \n" % o for o in offsets))
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, xref))
+    return out.getvalue()
+
+
+def text_pdf(lines: list[str], size: int = 14) -> bytes:
+    """A born-digital PDF: ``lines`` typeset in Helvetica on a letter page, no image."""
+    content = b"BT /F1 %d Tf 72 720 Td %d TL " % (size, int(size * 1.5)) + b" ".join(
+        b"(%s) Tj T*" % line.encode("cp1252") for line in lines) + b" ET"
+    return _pdf([b"<< /Type /Catalog /Pages 2 0 R >>",
+                 b"<< /Type /Pages /Count 1 /Kids [3 0 R] >>",
+                 b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+                 b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+                 b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica "
+                 b"/Encoding /WinAnsiEncoding >>",
+                 b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content)])
+
+
+def blank_pages_pdf(pages: int, width: float = 612, height: float = 792) -> bytes:
+    """``pages`` empty pages of ``width`` x ``height`` points: tiny on disk, whatever the
+    count or the size it claims (a 10,000-page PDF is about 1 MB)."""
+    kids = b" ".join(b"%d 0 R" % (3 + i) for i in range(pages))
+    page = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %g %g] >>" % (width, height)
+    return _pdf([b"<< /Type /Catalog /Pages 2 0 R >>",
+                 b"<< /Type /Pages /Count %d /Kids [%s] >>" % (pages, kids),
+                 *([page] * pages)])
+
+
+def chained_tiff(directories: int, loop: bool = False) -> bytes:
+    """A TIFF of ``directories`` chained 1x1 pages (12 bytes of directory each, plus the
+    shared pixel), the last pointing back to the first when ``loop``."""
+    head = b"II*\0" + struct.pack("<I", 8)
+    entries = 6  # width, length, bits, compression, strip offset, strip byte count
+    size = 2 + entries * 12 + 4
+    pixel_at = 8 + directories * size
+    out = bytearray(head)
+    for n in range(directories):
+        following = 8 + (n + 1) * size if n + 1 < directories else (8 if loop else 0)
+        out += struct.pack("<H", entries)
+        for tag, kind, value in ((256, 3, 1), (257, 3, 1), (258, 3, 8), (259, 3, 1),
+                                 (273, 4, pixel_at), (279, 4, 1)):
+            out += struct.pack("<HHII", tag, kind, 1, value)
+        out += struct.pack("<I", following)
+    out += b"\xff"
+    return bytes(out)
+
+
+def letter_page(seed: int = 8, lines: int = 48, words_per_line: int = 11) -> Sample:
+    """A US-letter page at 300 dpi (2550 x 3300) of 11 pt serif prose with 1-inch margins,
+    as a scanner at 300 dpi makes a typed letter."""
+    rng = random.Random(seed)
+    text = "\n".join(prose_line(rng, words_per_line) for _ in range(lines))
+    font = ImageFont.truetype(str(FONT_DIR / "DejaVuSerif.ttf"), 44)  # 11 pt at 300 dpi
+    image = Image.new("L", (2550, 3300), 255)
+    draw = ImageDraw.Draw(image)
+    for i, line in enumerate(text.split("\n")):
+        draw.text((300, 300 + i * 56), line, font=font, fill=0)
+    out = io.BytesIO()
+    image.save(out, "PNG", dpi=(300, 300))
+    return Sample("letter", out.getvalue(), "image/png", text)

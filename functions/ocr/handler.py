@@ -1,4 +1,4 @@
-"""ocr: recognise the staged image of an ``ocr.requested`` event and report the result.
+"""ocr: read the staged document of an ``ocr.requested`` event and report the result.
 
 The job row is the source of truth for the message's fate, so the event is checked
 against it before anything changes: the job must exist (a deleted job's event is
@@ -8,15 +8,20 @@ answers 503 and is retried until the job has ended, then dropped; a redelivery a
 crash takes the job over once the dead worker's lease has run out. Finishing is
 conditional on still holding the lease, in the same transaction as the ``ocr.completed``
 and ``email.requested`` events, so no job is finished twice and no second email is sent.
-An image that cannot be decoded fails the job with the reason and answers 4xx: the
-message is dead-lettered instead of retried. The engine is built once per process, on
-first use, and concurrent deliveries are recognised together (``ocr_service``).
+A document that cannot be read (undecodable, encrypted, over a limit, a language or
+engine this deployment lacks) fails the job with the reason and answers 4xx: the message is
+dead-lettered instead of retried. Pages are decoded one at a time, read by the job's engine
+in its languages (built once per process, on first use; concurrent pages of concurrent
+jobs are recognised in parallel, ``ocr_service``), and the searchable PDF is made from the
+page images while they are at hand and kept beside the result.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from scanline.adapters.ocr_jobs_repository import ClaimOutcome
@@ -26,9 +31,10 @@ from scanline.clock import Clock
 from scanline.domain import ocr
 from scanline.domain.ocr import Job
 from scanline.errors import BadRequest, DependencyUnavailable, InvalidInput, ScanlineError
-from scanline.ocr import lease
-from scanline.ocr.images import load_page
-from scanline.ocr.service import OcrService
+from scanline.ocr import lease, outputs
+from scanline.ocr.documents import PDF, PageImage, inspect, pages
+from scanline.ocr.engines import PageRequest
+from scanline.ocr.service import OcrService, Outcome
 from scanline.payloads import EmailRequested, OcrCompleted, OcrRequested
 from scanline.runtime import Response, Routes
 
@@ -95,23 +101,69 @@ def recognise(event: OcrRequested, uow: UnitOfWork, store: ObjectStore,
     started = time.monotonic()
     with lease.kept(uow, job.id, token, clock, config.lease):
         try:
-            blob = store.get(job.object_key)
-            fetched = time.monotonic()
-            page = load_page(blob, config.limits)
+            result = _read(job, store, ocr_service)
         except ScanlineError as exc:
             if exc.status >= 500:
-                raise  # S3 unavailable: the message is retried
-            _fail(uow, job, token, exc)  # object gone (404), not an image (415), a bomb (413)
+                raise  # S3 or the engine unavailable: the message is retried
+            # Object gone (404), not a document (415), a bomb (413), encrypted or a
+            # language/engine this deployment lacks (422).
+            _fail(uow, job, token, exc)
             raise
-        decoded = time.monotonic()
-        outcome = ocr_service.recognize(page)
-    timings = {"fetch_ms": round((fetched - started) * 1000, 1),
-               "decode_ms": round((decoded - fetched) * 1000, 1),
-               "batch_wait_ms": outcome.queued_ms, "engine_ms": outcome.engine_ms,
-               "batch_size": outcome.batch_size, "total_ms": _ms(started)}
-    finished = _finish(uow, job, token, {
-        "engine": outcome.engine, "text": outcome.recognition.text,
-        "words": [w.to_json() for w in outcome.recognition.words], "timings": timings})
+    result["timings"]["total_ms"] = _ms(started)
+    finished = _finish(uow, job, token, result)
     if finished and config.delete_after_success:
         store.delete(job.object_key)
     return Response({"status": ocr.DONE if finished else "duplicate", "job_id": job.id})
+
+
+def _read(job: Job, store: ObjectStore, ocr_service: OcrService) -> dict[str, Any]:
+    """Fetch, check, then per page: decode, recognise, keep for the searchable PDF."""
+    config = ocr_service.config
+    started = time.monotonic()
+    blob = store.get(job.object_key)
+    fetched = time.monotonic()
+    info = inspect(blob, config.limits)
+    languages = job.languages or config.languages_of(None)
+    engine = ocr_service.engine_for(job.requested_engine, languages=languages,
+                                    document=info.media_type == PDF or info.pages > 1)
+    workers = ocr_service.engine_named(engine).workers
+    results, for_pdf, per_page = [], [], []
+    decode_started = time.monotonic()
+    decode_ms = 0.0
+
+    def recognise_page(page: PageImage) -> tuple[PageImage, Outcome]:
+        return page, ocr_service.recognize(PageRequest(page.image, page.dpi, languages), engine)
+
+    # A job's pages are read by every engine worker at once, in order, with at most that
+    # many pages decoded ahead: a 50-page PDF takes 50 pages' time over the workers, and
+    # only a few page images are in memory at any moment.
+    with ThreadPoolExecutor(workers, thread_name_prefix="ocr-page") as pool:
+        window: deque[Future[tuple[PageImage, Outcome]]] = deque()
+        for page in pages(blob, config.limits):
+            decode_ms += _ms(decode_started)
+            window.append(pool.submit(recognise_page, page))
+            while len(window) >= workers:
+                _collect(window.popleft().result(), results, for_pdf, per_page)
+            decode_started = time.monotonic()
+        while window:
+            _collect(window.popleft().result(), results, for_pdf, per_page)
+    store.put(ocr.pdf_key(job.user_id, job.id), outputs.searchable_pdf(for_pdf), PDF)
+    timings = {"fetch_ms": round((fetched - started) * 1000, 1), "decode_ms": round(decode_ms, 1),
+               "engine_ms": round(sum(p["engine_ms"] for p in per_page), 1),
+               "batch_wait_ms": round(sum(p["batch_wait_ms"] for p in per_page), 1),
+               "batch_size": max(p["batch_size"] for p in per_page), "pages": per_page}
+    return {"engine": engine, "text": ocr.document_text(results), "pages": results,
+            "timings": timings}
+
+
+def _collect(done: tuple[PageImage, Outcome], results: list[dict[str, Any]],
+             for_pdf: list[outputs.PdfPage], per_page: list[dict[str, Any]]) -> None:
+    page, outcome = done
+    read = outcome.read
+    results.append(ocr.PageResult(page.number, read.width, read.height, read.angle,
+                                  read.recognition).to_json())
+    upright = page.image.rotate(read.angle, expand=True) if read.angle else page.image
+    for_pdf.append(outputs.pdf_page(upright, page.dpi,
+                                    [w.to_json() for w in read.recognition.words]))
+    per_page.append({"engine_ms": outcome.engine_ms, "batch_wait_ms": outcome.queued_ms,
+                     "batch_size": outcome.batch_size, "steps": list(read.steps)})

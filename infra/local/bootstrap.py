@@ -18,7 +18,9 @@ REPO = Path(__file__).resolve().parents[2]
 VENV = REPO / ".venv"
 STAMP = VENV / ".requirements.sha256"
 APT_PACKAGES = ("postgresql", "rabbitmq-server", "tesseract-ocr", "fonts-dejavu-core",
-                "python3-venv",
+                "python3-venv", "tesseract-ocr-osd", "tesseract-ocr-deu", "tesseract-ocr-fra",
+                "tesseract-ocr-spa", "tesseract-ocr-ita", "tesseract-ocr-por",
+                "poppler-utils",
                 # Test tools (tests/deploy): a minimal Debian root per image, to import each
                 # function with only what its image installs; Compose v1 for `config`.
                 "debootstrap", "docker-compose")

@@ -30,7 +30,9 @@ def _job(row: Row[Any]) -> Job:
     return Job(id=row.id, user_id=row.user_id, status=row.status, object_key=row.object_key,
                content_type=row.content_type, size=row.size, created_at=row.created_at,
                attempts=row.attempts, engine=row.engine, text=row.text, words=row.words,
-               timings=row.timings, error=row.error, completed_at=row.completed_at)
+               timings=row.timings, error=row.error, completed_at=row.completed_at,
+               languages=row.languages, requested_engine=row.requested_engine,
+               pages=row.pages)
 
 
 class ClaimOutcome(enum.Enum):
@@ -51,10 +53,12 @@ class OcrJobs:
         self._conn = conn
 
     def create(self, *, job_id: str, user_id: str, status: str, object_key: str,
-               content_type: str | None, size: int | None) -> Job:
+               content_type: str | None, size: int | None, languages: str | None = None,
+               requested_engine: str | None = None) -> Job:
         row = self._conn.execute(ocr_jobs.insert().values(
             id=job_id, user_id=user_id, status=status, object_key=object_key,
-            content_type=content_type, size=size).returning(*ocr_jobs.c)).one()
+            content_type=content_type, size=size, languages=languages,
+            requested_engine=requested_engine).returning(*ocr_jobs.c)).one()
         return _job(row)
 
     def get(self, job_id: str) -> Job | None:
@@ -109,11 +113,15 @@ class OcrJobs:
                                 lease_expires_at=now + lease) is not None
 
     def complete(self, job_id: str, token: str, *, engine: str, text: str,
-                 words: list[dict[str, Any]], timings: dict[str, float]) -> Job | None:
+                 timings: dict[str, Any], pages: list[dict[str, Any]] | None = None,
+                 words: list[dict[str, Any]] | None = None) -> Job | None:
+        """The result: ``pages`` (the words live there; the flat ``words`` of older jobs
+        is derived from them when read, not stored twice)."""
         return self._transition(job_id, {ocr.PROCESSING}, ocr_jobs.c.lease_token == token,
                                 status=ocr.DONE, engine=engine, text=text, words=words,
-                                timings=timings, error=None, completed_at=sa.func.now(),
-                                lease_token=None, lease_expires_at=None)
+                                pages=pages, timings=timings, error=None,
+                                completed_at=sa.func.now(), lease_token=None,
+                                lease_expires_at=None)
 
     def fail(self, job_id: str, token: str, error: str) -> Job | None:
         return self._transition(job_id, {ocr.PROCESSING}, ocr_jobs.c.lease_token == token,

@@ -1,4 +1,5 @@
-"""The ``ocr_jobs`` table (created by migration 0003, leases added by 0004)."""
+"""The ``ocr_jobs`` table (created by migration 0003, leases added by 0004, documents by
+0006)."""
 
 from __future__ import annotations
 
@@ -29,4 +30,8 @@ ocr_jobs = sa.Table(
     # The running worker's lease (migration 0004): who holds it, and until when.
     sa.Column("lease_token", sa.Text),
     sa.Column("lease_expires_at", sa.DateTime(timezone=True)),
+    # Documents (migration 0006): what the job asked for, and its result page by page.
+    sa.Column("languages", sa.Text),
+    sa.Column("requested_engine", sa.Text),
+    sa.Column("pages", JSONB),
 )

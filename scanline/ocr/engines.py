@@ -1,20 +1,20 @@
 """The OCR engines behind one small protocol, and the one place that picks which to run.
 
-Both engines take decoded RGB images and return text plus words with boxes. The keras-ocr
-model is built and its weights are read from a local directory once per process, at first
-use, and never downloaded (``Pipeline()`` would fetch them from GitHub on construction).
-Tesseract keeps no model in this process; each image is one ``tesseract`` run, so its
-"batch" is one image and parallelism comes from running one worker per usable core. A
-plain upload is piped to tesseract as it is (leptonica decodes PNG/JPEG/TIFF itself);
-only other images are re-encoded, by pytesseract, from their checked RGB pixels.
+Both engines take a page request (an upright page image, its DPI, the languages) and
+return a ``PageRead``: the recognition, the orientation found and the page's size. Models
+are loaded once per process and never downloaded: tesseract's from the installed model
+folders (``scanline.ocr.models``), in-process through tesserocr's C API, one engine
+instance per worker thread (tesserocr releases the GIL, so threads run in parallel);
+keras-ocr's weights from a local directory (``Pipeline()`` would fetch them from GitHub).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
-import subprocess
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +22,10 @@ from typing import Any, Protocol
 
 from PIL import Image
 
-from scanline.domain.ocr import Recognition, Word, reading_order, rectangle
-from scanline.errors import DependencyUnavailable
-from scanline.ocr.images import Page, as_page
+from scanline.domain.ocr import Line, Recognition, Word, reading_order
+from scanline.errors import DependencyUnavailable, InvalidInput
+from scanline.ocr import models
+from scanline.ocr.prepare import Prepared, prepare
 
 log = logging.getLogger(__name__)
 
@@ -33,86 +34,237 @@ KERAS_OCR = "keras-ocr"
 AUTO = "auto"
 # The file names keras-ocr itself downloads into its cache (KERAS_OCR_CACHE_DIR).
 KERAS_WEIGHTS = {"detector": "craft_mlt_25k.h5", "recognizer": "crnn_kurapan.h5"}
+# A page read with a mean word confidence under this, or found to have vertical lines
+# (tesseract reads a sideways Latin page as vertical text), may not be upright: its
+# orientation is detected and, when it says so, the turned page is read too; the more
+# confident reading wins, vertical lines counting ``VERTICAL_PENALTY`` points against.
+UPRIGHT_CONFIDENCE = 75
+VERTICAL_PENALTY = 25
+TOP_TO_BOTTOM = 2  # tesserocr.WritingDirection.TOP_TO_BOTTOM
+# Words the primary model reads with less confidence than this get a second reading.
+DOUBTFUL = 70
+# Engine instances kept per thread (one per language combination in use).
+APIS_PER_THREAD = 4
+# Typographic ligatures the models print; a user searches for the letters.
+_LIGATURES = str.maketrans({"\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl",
+                            "\ufb03": "ffi", "\ufb04": "ffl", "\ufb05": "st",
+                            "\ufb06": "st"})
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    image: Image.Image  # upright as decoded (EXIF applied); may still be sideways
+    dpi: float | None = None
+    languages: str = "eng"
+
+
+@dataclass(frozen=True)
+class PageRead:
+    recognition: Recognition
+    angle: int  # clockwise turn of the content that was undone before reading
+    width: int  # of the page as read (turned upright)
+    height: int
+    steps: tuple[str, ...] = ()
 
 
 class Engine(Protocol):
     name: str
-    # Most images one ``recognize_batch`` call should get, and how many calls may run at once.
+    # Most pages one ``recognize_batch`` call should get, and how many calls may run at once.
     max_batch: int
     workers: int
 
     def load(self) -> None: ...
-    def recognize_batch(self, images: Sequence[Page | Image.Image]) -> list[Recognition]: ...
+    def recognize_batch(self, requests: Sequence[PageRequest]) -> list[PageRead]: ...
+
+
+def as_request(item: PageRequest | Image.Image) -> PageRequest:
+    """Engines also take bare images (tests, in-process callers)."""
+    return item if isinstance(item, PageRequest) else PageRequest(item)
+
+
+def _unrotate(points: Sequence[tuple[float, float]], prepared: Prepared,
+              size: tuple[int, int]) -> tuple[tuple[int, int], ...]:
+    """Points of the deskewed image back in the page it was made from (``size``)."""
+    if not prepared.skew:
+        return tuple((round(x), round(y)) for x, y in points)
+    turn = math.radians(prepared.skew)
+    cos, sin = math.cos(turn), math.sin(turn)
+    cx, cy = prepared.image.width / 2, prepared.image.height / 2
+    ox, oy = size[0] / 2, size[1] / 2
+    out = []
+    for x, y in points:
+        dx, dy = x - cx, y - cy
+        # PIL turned the page counter-clockwise by ``skew``; turn the point back.
+        out.append((round(ox + dx * cos - dy * sin), round(oy + dx * sin + dy * cos)))
+    return tuple(out)
 
 
 class TesseractEngine:
-    """Debian's tesseract through pytesseract; words and boxes from ``image_to_data``."""
+    """Tesseract through tesserocr: per page, pre-processing decided from the page itself
+    (``scanline.ocr.prepare``), orientation checked when the first reading is unsure,
+    doubtful words read again by the second model set, words with boxes and confidence
+    in lines and paragraphs."""
 
     name = TESSERACT
     max_batch = 1
 
-    def __init__(self, languages: str = "eng", workers: int | None = None) -> None:
-        # One OpenMP thread per run: on few cores, parallel runs beat threaded runs.
+    def __init__(self, workers: int | None = None, model_set: models.ModelSet | None = None,
+                 page_timeout: float = 120.0) -> None:
+        # One OpenMP thread per page (a libtesseract built with OpenMP): on few cores,
+        # parallel pages beat threaded pages.
         os.environ["OMP_THREAD_LIMIT"] = "1"
-        self.languages = languages
-        # One run per core this process may use (its affinity, which a cpuset narrows).
+        # One page at a time per core this process may use (its affinity).
         self.workers = workers or len(os.sched_getaffinity(0))
+        self._models = model_set
+        self._page_timeout_ms = int(page_timeout * 1000)
+        self._local = threading.local()
         self.version: str | None = None
 
-    def load(self) -> None:
-        import pytesseract
+    @property
+    def models(self) -> models.ModelSet:
+        if self._models is None:
+            self._models = models.installed()
+        return self._models
 
+    def load(self) -> None:
         if self.version is None:
             try:
-                self.version = str(pytesseract.get_tesseract_version())
-            except pytesseract.TesseractNotFoundError as exc:
-                raise DependencyUnavailable("tesseract", "the tesseract binary is missing") from exc
+                import tesserocr
+            except ImportError as exc:
+                raise DependencyUnavailable("tesseract", "tesserocr is not installed") from exc
+            if not self.models.languages:
+                raise DependencyUnavailable("tesseract", "no tesseract models are installed")
+            self.version = tesserocr.tesseract_version().split()[1]
 
-    def recognize_batch(self, images: Sequence[Page | Image.Image]) -> list[Recognition]:
+    def _api(self, folder: Path, languages: str, orientation: bool = False) -> Any:
+        import tesserocr
+
+        cache: OrderedDict[tuple[str, str], Any] = self._local.__dict__.setdefault(
+            "apis", OrderedDict())
+        key = (str(folder), languages)
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+        if orientation:
+            api = tesserocr.PyTessBaseAPI(path=f"{folder}/", lang=languages,
+                                          psm=tesserocr.PSM.OSD_ONLY,
+                                          oem=tesserocr.OEM.TESSERACT_ONLY)
+        else:
+            api = tesserocr.PyTessBaseAPI(path=f"{folder}/", lang=languages,
+                                          psm=tesserocr.PSM.AUTO,
+                                          oem=tesserocr.OEM.LSTM_ONLY)
+        api.SetVariable("debug_file", "/dev/null")
+        cache[key] = api
+        while len(cache) > APIS_PER_THREAD:
+            cache.popitem(last=False)[1].End()
+        return api
+
+    def check_languages(self, languages: str) -> None:
+        missing = [lang for lang in languages.split("+") if lang not in self.models.languages]
+        if missing:
+            raise InvalidInput(f"no model for {', '.join(missing)} is installed here; "
+                               f"installed: {'+'.join(sorted(self.models.languages))}")
+
+    def recognize_batch(self, requests: Sequence[PageRequest | Image.Image]) -> list[PageRead]:
         self.load()
-        return [self._recognize(as_page(image)) for image in images]
+        return [self._page(as_request(r)) for r in requests]
 
-    def _recognize(self, page: Page) -> Recognition:
-        import pytesseract
+    def _page(self, request: PageRequest) -> PageRead:
+        self.check_languages(request.languages)
+        first = self._read(request.image, request, 0)
+        if first[1] >= UPRIGHT_CONFIDENCE or not self.models.orientation:
+            return first[0]
+        angle = self._orientation(first[2])
+        if angle == 0:
+            return first[0]
+        turned = self._read(request.image.rotate(angle, expand=True), request, angle)
+        return turned[0] if turned[1] > first[1] else first[0]
 
-        if page.encoded is not None:
-            run = subprocess.run(
-                [pytesseract.pytesseract.tesseract_cmd, "stdin", "stdout", "-l", self.languages,
-                 "tsv"], input=page.encoded, capture_output=True, check=False)
-            if run.returncode == 0:
-                tsv = run.stdout.decode("utf-8", errors="replace")
-                return _from_tesseract_data(pytesseract.pytesseract.file_to_dict(tsv, "\t", -1))
-            # A variant leptonica cannot read: fall back to the pixels Pillow decoded.
-            log.warning("tesseract could not read the upload as it is (%s); re-encoding it",
-                        run.stderr.decode("utf-8", errors="replace").strip()[-200:])
-        data = pytesseract.image_to_data(page.pixels, lang=self.languages,
-                                         output_type=pytesseract.Output.DICT)
-        return _from_tesseract_data(data)
+    def _orientation(self, prepared: Prepared) -> int:
+        api = self._api(self.models.primary, models.ORIENTATION, orientation=True)
+        api.SetImage(prepared.image)
+        api.SetSourceResolution(prepared.dpi)
+        found = api.DetectOrientationScript()
+        return int(found["orient_deg"]) if found else 0
 
+    def _read(self, image: Image.Image, request: PageRequest,
+              angle: int) -> tuple[PageRead, float, Prepared]:
+        import tesserocr
+        from tesserocr import RIL
 
-def _from_tesseract_data(data: dict[str, list[Any]]) -> Recognition:
-    """Tesseract's TSV as text (lines in a paragraph on their own line, a blank line
-    between paragraphs, as ``tesseract FILE -`` prints them) and words with boxes."""
-    words: list[Word] = []
-    paragraphs: list[list[list[str]]] = []
-    last_par = last_line = None
-    for i, text in enumerate(data.get("text", [])):  # no rows at all for an empty page
-        text = text.strip()
-        if int(data["level"][i]) != 5 or not text:
-            continue
-        par = (data["block_num"][i], data["par_num"][i])
-        line = (*par, data["line_num"][i])
-        if par != last_par:
-            paragraphs.append([])
-        if line != last_line:
-            paragraphs[-1].append([])
-        paragraphs[-1][-1].append(text)
-        last_par, last_line = par, line
-        box = rectangle(int(data["left"][i]), int(data["top"][i]),
-                        int(data["width"][i]), int(data["height"][i]))
-        words.append(Word(text, box))  # type: ignore[arg-type]
-    text = "\n\n".join("\n".join(" ".join(line) for line in par) for par in paragraphs)
-    return Recognition(text=text, words=words)
+        prepared = prepare(image, request.dpi)
+        api = self._api(self.models.primary, request.languages)
+        api.SetImage(prepared.image)
+        api.SetSourceResolution(prepared.dpi)
+        if not api.Recognize(self._page_timeout_ms):
+            raise InvalidInput(f"a page took longer than {self._page_timeout_ms // 1000} s "
+                               "to read")
+        found: list[tuple[str, float, tuple[int, int, int, int], bool, bool]] = []
+        vertical = False
+        vertical_words = 0
+        for word in tesserocr.iterate_level(api.GetIterator(), RIL.WORD):
+            if word.IsAtBeginningOf(RIL.BLOCK):
+                vertical = word.Orientation()[1] == TOP_TO_BOTTOM
+            text = (word.GetUTF8Text(RIL.WORD) or "").strip()
+            if text:
+                vertical_words += vertical
+                found.append((text, word.Confidence(RIL.WORD), word.BoundingBox(RIL.WORD),
+                              word.IsAtBeginningOf(RIL.PARA), word.IsAtBeginningOf(RIL.TEXTLINE)))
+        found = self._second_reading(found, prepared, request.languages)
+        recognition = self._recognition(found, prepared, image.size)
+        score = sum(c for _, c, *_ in found) / len(found) if found else 0.0
+        if found and vertical_words * 2 > len(found):
+            score -= VERTICAL_PENALTY
+        read = PageRead(recognition, angle, image.width, image.height, prepared.steps)
+        return read, score, prepared
+
+    def _second_reading(self, found: list[Any], prepared: Prepared,
+                        languages: str) -> list[Any]:
+        """Doubtful words again, each alone, with the other model of its language: the
+        more confident reading of the two is kept."""
+        import tesserocr
+
+        second = self.models.second
+        if second is None or not any(c < DOUBTFUL for _, c, *_ in found) or not all(
+                lang in self.models.second_languages for lang in languages.split("+")):
+            return found
+        api = self._api(second, languages)
+        api.SetImage(prepared.image)
+        api.SetSourceResolution(prepared.dpi)
+        api.SetPageSegMode(tesserocr.PSM.SINGLE_WORD)
+        try:
+            out = []
+            for text, confidence, (x0, y0, x1, y1), para, line in found:
+                if confidence < DOUBTFUL:
+                    api.SetRectangle(max(0, x0 - 3), max(0, y0 - 3), x1 - x0 + 6, y1 - y0 + 6)
+                    again = (api.GetUTF8Text() or "").strip()
+                    mean = float(api.MeanTextConf())
+                    if again and " " not in again and mean > confidence:
+                        text, confidence = again, mean
+                out.append((text, confidence, (x0, y0, x1, y1), para, line))
+            return out
+        finally:
+            api.SetPageSegMode(tesserocr.PSM.AUTO)
+
+    @staticmethod
+    def _recognition(found: list[Any], prepared: Prepared,
+                     size: tuple[int, int]) -> Recognition:
+        """Words in lines; the text as ``tesseract FILE -`` prints it (a line per line, a
+        blank line between paragraphs)."""
+        paragraphs: list[list[list[Word]]] = []
+        for text, confidence, (x0, y0, x1, y1), para, line in found:
+            box = _unrotate(((x0, y0), (x1, y0), (x1, y1), (x0, y1)), prepared, size)
+            word = Word(text.translate(_LIGATURES), box,  # type: ignore[arg-type]
+                        round(max(0.0, min(100.0, confidence)) / 100, 3))
+            if para or not paragraphs:
+                paragraphs.append([])
+            if line or not paragraphs[-1]:
+                paragraphs[-1].append([])
+            paragraphs[-1][-1].append(word)
+        lines = [Line(tuple(words)) for par in paragraphs for words in par]
+        text = "\n\n".join("\n".join(Line(tuple(words)).text for words in par)
+                            for par in paragraphs)
+        return Recognition(text=text, lines=lines)
 
 
 class KerasOcrEngine:
@@ -164,18 +316,23 @@ class KerasOcrEngine:
             self.loads += 1
             log.info("keras-ocr model loaded from %s", self.model_dir)
 
-    def recognize_batch(self, images: Sequence[Page | Image.Image]) -> list[Recognition]:
+    def recognize_batch(self, requests: Sequence[PageRequest | Image.Image]) -> list[PageRead]:
+        """keras-ocr finds no orientation and no confidence (``None``); its alphabet is
+        lower-case English letters and digits."""
         import numpy as np
 
         self.load()
+        images = [as_request(r).image.convert("RGB") for r in requests]
         groups = self._pipeline.recognize(
-            [np.asarray(as_page(image).pixels) for image in images],
+            [np.asarray(image) for image in images],
             detection_kwargs={"verbose": 0}, recognition_kwargs={"verbose": 0})
         results = []
-        for group in groups:
+        for image, group in zip(images, groups, strict=True):
             words = [Word(text, tuple((round(float(x)), round(float(y)))  # type: ignore[arg-type]
                                       for x, y in box)) for text, box in group]
-            results.append(Recognition(text=reading_order(words), words=words))
+            lines = reading_order(words)
+            results.append(PageRead(Recognition("\n".join(line.text for line in lines), lines),
+                                    0, image.width, image.height))
         return results
 
 
@@ -203,8 +360,8 @@ def choose_engine(requested: str, model_dir: Path) -> EngineChoice:
     raise ValueError(f"OCR_ENGINE must be {KERAS_OCR}, {TESSERACT} or {AUTO}, not {requested!r}")
 
 
-def build_engine(choice: EngineChoice, *, model_dir: Path, languages: str,
-                 keras_batch: int) -> Engine:
-    if choice.name == KERAS_OCR:
+def build_engine(name: str, *, model_dir: Path, keras_batch: int,
+                 page_timeout: float = 120.0) -> Engine:
+    if name == KERAS_OCR:
         return KerasOcrEngine(model_dir, max_batch=keras_batch)
-    return TesseractEngine(languages)
+    return TesseractEngine(page_timeout=page_timeout)

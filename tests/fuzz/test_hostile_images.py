@@ -19,6 +19,7 @@ import requests
 from PIL import Image, ImageDraw
 
 from bench.ocr_client import OcrClient
+from bench.ocr_samples import blank_pages_pdf, chained_tiff
 from scanline.adapters.topology import dead_letter_queue
 from tests.support.broker import take
 from tests.support.stack import Stack
@@ -93,7 +94,13 @@ CASES: dict[str, tuple[Callable[[], bytes], set[str]]] = {
     "JPEG/HTML polyglot": (jpeg_html, {DONE, REJECTED}),
     "zero bytes": (lambda: b"", {REJECTED}),
     "SVG named .png": (lambda: SVG, {REJECTED}),
-    "PDF named .png": (lambda: PDF, {REJECTED}),
+    "PDF without pages named .png": (lambda: PDF, {REJECTED}),
+    # Documents that try to exhaust the page and pixel limits: refused from their headers.
+    "TIFF of 100,000 chained directories": (lambda: chained_tiff(100_000), {REJECTED}),
+    "TIFF whose directories loop": (lambda: chained_tiff(4, loop=True), {REJECTED}),
+    "PDF of 10,000 pages": (lambda: blank_pages_pdf(10_000), {REJECTED}),
+    "PDF page of 100,000 x 100,000 points": (lambda: blank_pages_pdf(1, 100_000, 100_000),
+                                             {REJECTED}),
 }
 
 RESULTS: dict[str, str] = {}

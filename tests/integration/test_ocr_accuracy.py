@@ -1,43 +1,91 @@
-"""Text accuracy of the tesseract engine, scored by word recall (tests/data/ocr-scans/README.md):
-on the project's generated images and on the four real scans it ships."""
+"""Text accuracy of the tesseract engine, scored by word recall (tests/data/ocr-scans/README.md),
+against stock tesseract (bench.ocr_baseline) run on the same files in the same test: the
+project's generated and degraded images, the four real scans, a German page, sideways pages."""
 
 from __future__ import annotations
 
-import pytest
+import io
 
-from bench.ocr_samples import Sample, generated, scans, word_recall
-from scanline.ocr.engines import TesseractEngine
-from scanline.ocr.images import ImageLimits, Page, load_page
+import pytest
+from PIL import Image
+
+from bench.ocr_baseline import languages_of, stock_text
+from bench.ocr_samples import Sample, degraded, generated, german, scans, word_recall
+from scanline.ocr.documents import DocumentLimits, pages
+from scanline.ocr.engines import PageRead, PageRequest, TesseractEngine
 
 ENGINE = TesseractEngine()
-# Stock tesseract 5.3 (English) scores 1.000, 0.894, 0.985, 0.935 on these scans.
-SCAN_FLOOR = {"phototest": 0.99, "eurotext": 0.88, "8071_093.3B": 0.97, "8087_054.3B": 0.92}
 
 
-def recall(sample: Sample) -> float:
-    result = ENGINE.recognize_batch([load_page(sample.data, ImageLimits())])[0]
-    return word_recall(sample.truth, result.text)
+def read(sample: Sample, languages: str | None = None) -> PageRead:
+    page = next(pages(sample.data, DocumentLimits()))
+    request = PageRequest(page.image, page.dpi, languages or languages_of(sample))
+    return ENGINE.recognize_batch([request])[0]
+
+
+def recall(sample: Sample, languages: str | None = None) -> float:
+    return word_recall(sample.truth, read(sample, languages).recognition.text)
 
 
 @pytest.mark.parametrize("sample", generated(), ids=lambda s: s.name)
-def test_generated_images_are_read(sample: Sample) -> None:
-    assert recall(sample) >= 0.9
+def test_clean_generated_images_are_read_as_well_as_stock_tesseract(sample: Sample) -> None:
+    assert recall(sample) >= word_recall(sample.truth, stock_text(sample.data))
+    assert recall(sample) >= 0.94
+
+
+def test_degraded_scans_reach_097_word_recall() -> None:
+    samples = degraded()
+    mean = sum(recall(s) for s in samples) / len(samples)
+    stock = sum(word_recall(s.truth, stock_text(s.data)) for s in samples) / len(samples)
+    assert mean >= 0.97 > stock
 
 
 @pytest.mark.parametrize("sample", scans(), ids=lambda s: s.name)
-def test_real_scans_score_near_stock_tesseract(sample: Sample) -> None:
-    assert recall(sample) >= SCAN_FLOOR[sample.name]
+def test_each_real_scan_reads_at_least_as_well_as_stock_tesseract(sample: Sample) -> None:
+    ours = recall(sample)
+    assert ours >= word_recall(sample.truth, stock_text(sample.data, languages_of(sample)))
+    if sample.name == "eurotext":
+        # With its six languages; figures are to three places, as the scans' README gives
+        # them (64 of its 66 words: 0.970).
+        assert round(ours, 3) >= 0.970
 
 
-def test_an_upload_read_as_it_is_gives_what_its_decoded_pixels_give() -> None:
+def test_a_german_page_needs_its_language() -> None:
+    sample = german()
+    assert recall(sample, "deu") >= 0.95
+    assert recall(sample, "deu") > recall(sample, "eng")
+
+
+@pytest.mark.parametrize("turn", [90, 180, 270])
+def test_a_sideways_page_is_turned_upright_and_its_angle_reported(turn: int) -> None:
+    sample = scans()[0]  # phototest
+    image = Image.open(io.BytesIO(sample.data)).rotate(turn, expand=True)
+    result = ENGINE.recognize_batch([PageRequest(image, 200, "eng")])[0]
+    assert word_recall(sample.truth, result.recognition.text) >= 0.95
+    # PIL turns counter-clockwise; the angle is the clockwise turn undone.
+    assert result.angle == (360 - turn) % 360
+    assert (result.width, result.height) == Image.open(io.BytesIO(sample.data)).size
+
+
+def test_words_have_boxes_on_the_page_and_confidence() -> None:
     sample = generated()[0]
-    page = load_page(sample.data, ImageLimits())
-    assert page.encoded == sample.data  # piped to tesseract without a re-encode
-    as_is, pixels = ENGINE.recognize_batch([page, page.pixels])
-    assert as_is.text == pixels.text and word_recall(sample.truth, as_is.text) >= 0.9
+    result = read(sample)
+    words = result.recognition.words
+    assert [w.text for w in words] == sample.truth.split()
+    assert all(0.5 < (w.confidence or 0) <= 1 for w in words)
+    assert all(0 <= x <= result.width and 0 <= y <= result.height
+               for w in words for x, y in w.box)
+    assert [line.text for line in result.recognition.lines] == sample.truth.split("\n")
 
 
-def test_bytes_tesseract_cannot_read_fall_back_to_the_decoded_pixels() -> None:
-    sample = generated()[0]
-    page = Page(load_page(sample.data, ImageLimits()).pixels, encoded=b"\x89PNG\r\n\x1a\nbroken")
-    assert word_recall(sample.truth, ENGINE.recognize_batch([page])[0].text) >= 0.9
+def test_boxes_of_a_deskewed_page_are_in_the_uploaded_pages_pixels() -> None:
+    sample = next(s for s in generated() if s.name == "skew")
+    straight = read(next(s for s in generated() if s.name == "sans-32"))
+    result = read(sample)
+    assert any(step.startswith("deskew") for step in result.steps)
+    # The first word of a page turned 2° counter-clockwise about its centre sits lower
+    # on the left than the last word of its line.
+    first_line = result.recognition.lines[0].words
+    assert first_line[0].box[0][1] > first_line[-1].box[0][1]
+    assert straight.recognition.lines[0].words[0].box[0][1] == pytest.approx(
+        straight.recognition.lines[0].words[-1].box[0][1], abs=6)

@@ -94,14 +94,15 @@ def upload(fn: Function, headers: dict[str, str], data: bytes, name: str = "a.pn
                           data={"file": (io.BytesIO(data), name)})
 
 
-def staged_job(deps: Container, user_id: str, data: bytes, status: str = ocr.QUEUED) -> str:
+def staged_job(deps: Container, user_id: str, data: bytes, status: str = ocr.QUEUED,
+               content_type: str = "image/png", **asked: str) -> str:
     """A job as ocr-jobs leaves it, without its event (so no stack process picks it up)."""
     job_id = str(uuid.uuid4())
     key = ocr.object_key(user_id, job_id)
-    deps.store.put(key, data, "image/png")
+    deps.store.put(key, data, content_type)
     with deps.unit_of_work() as uow:
         uow.jobs.create(job_id=job_id, user_id=user_id, status=status, object_key=key,
-                        content_type="image/png", size=len(data))
+                        content_type=content_type, size=len(data), **asked)
     return job_id
 
 
@@ -229,7 +230,7 @@ def test_presigned_upload_of_the_wrong_type_or_size_is_refused(jobs_fn: Function
     assert jobs_fn.client.post("/", headers=auth, json={
         "content_type": "image/png", "size": 10**9}).status_code == 413
     assert jobs_fn.client.post("/", headers=auth, json={
-        "content_type": "application/pdf", "size": 10}).status_code == 422
+        "content_type": "image/gif", "size": 10}).status_code == 422
     r = jobs_fn.client.post("/", headers=auth, json={"content_type": "image/jpeg", "size": 10})
     requests.put(r.json["upload_url"], data=SAMPLE.data, headers={"Content-Type": "image/jpeg"},
                  timeout=10)
@@ -259,10 +260,11 @@ def test_ocr_recognises_stores_emits_once_and_deletes_the_object(ocr_fn: Functio
     assert row.status == "done" and row.engine == "tesseract" and row.attempts == 1
     assert word_recall(SAMPLE.truth, row.text or "") == 1.0
     assert SAMPLE.truth.split("\n")[0] in mail.data["text"]
-    assert row.words and all(len(w["box"]) == 4 for w in row.words)
+    assert row.all_words and all(len(w["box"]) == 4 for w in row.all_words)
     assert {"fetch_ms", "decode_ms", "engine_ms", "batch_size"} <= set(row.timings or {})
     with pytest.raises(NotFound):
         ocr_fn.deps.store.head(row.object_key)
+    ocr_fn.deps.store.head(ocr.pdf_key(user_id, job_id))  # the searchable PDF stays
 
 
 def test_a_job_left_processing_by_a_killed_worker_is_redone(ocr_fn: Function) -> None:

@@ -1,9 +1,13 @@
 """keras-ocr plumbing with random weights saved to .h5 files (the pretrained ones cannot be
 downloaded here): weights are read from the model directory, never fetched; the model is
-built once per process; concurrent requests reach it as one batch."""
+built once per process; concurrent requests reach it as one batch; and it builds in the
+environment stack.yml gives the ocr function (TF_USE_LEGACY_KERAS=1 once broke it)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,8 +17,8 @@ import pytest
 from PIL import Image
 
 from bench.ocr_samples import STYLES, render
-from scanline.domain.ocr import Recognition
-from scanline.ocr.engines import KerasOcrEngine
+from infra.local.stackfile import load
+from scanline.ocr.engines import KerasOcrEngine, PageRead
 from scanline.ocr.service import OcrService, OcrSettings
 from scanline.settings import Settings
 
@@ -53,7 +57,8 @@ def test_weights_come_from_the_directory_and_the_model_is_built_once(
     second = engine.recognize_batch(images(1))
     assert engine.loads == 1
     assert len(first) == 2 and len(second) == 1
-    assert all(isinstance(r, Recognition) for r in first + second)
+    assert all(isinstance(r, PageRead) and r.angle == 0 for r in first + second)
+    assert all(w.confidence is None for r in first for w in r.recognition.words)
     loaded = engine._pipeline.detector.model.get_weights()[:2]
     assert all(np.array_equal(a, b) for a, b in zip(saved, loaded, strict=True))
 
@@ -75,15 +80,32 @@ def test_concurrent_requests_share_one_engine_call(
     calls: list[int] = []
     run = service.engine.recognize_batch
 
-    def counting(batch: Sequence[Image.Image]) -> list[Recognition]:
+    def counting(batch: Sequence[Image.Image]) -> list[PageRead]:
         calls.append(len(batch))
         return run(batch)
 
     service.engine.recognize_batch = counting  # type: ignore[method-assign]
-    service._batcher._run = counting
+    service._batchers["keras-ocr"]._run = counting
     with ThreadPoolExecutor(3) as pool:
         outcomes = list(pool.map(service.recognize, images(3)))
     assert calls == [3]
     assert [o.batch_size for o in outcomes] == [3, 3, 3]
     assert all(o.engine == "keras-ocr" for o in outcomes)
     assert service.engine.loads == 1  # type: ignore[attr-defined]
+
+
+def test_keras_ocr_builds_in_the_environment_stack_yml_gives_the_ocr_function(
+        model_dir: tuple[Path, list[np.ndarray]]) -> None:
+    """A fresh interpreter with the ocr function's environment (TensorFlow reads its
+    TF_* variables at import) loads the weights and reads an image."""
+    directory, _ = model_dir
+    environment = {k: str(v) for k, v in load().functions["ocr"].environment.items()
+                   if k.startswith(("TF_", "KERAS", "OMP_"))}
+    script = ("import sys; from pathlib import Path; from PIL import Image;"
+              "from scanline.ocr.engines import KerasOcrEngine;"
+              "e = KerasOcrEngine(Path(sys.argv[1]));"
+              "print(len(e.recognize_batch([Image.new('RGB', (64, 32), 'white')])))")
+    run = subprocess.run([sys.executable, "-c", script, str(directory)], capture_output=True,
+                         text=True, env={**os.environ, **environment}, check=False,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert run.returncode == 0 and run.stdout.strip() == "1", run.stderr[-2000:]

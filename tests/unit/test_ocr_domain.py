@@ -1,4 +1,4 @@
-"""OCR job logic that needs no server: keys, reading order, views, scoring."""
+"""OCR job logic that needs no server: keys, reading order, results, views, scoring."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from datetime import UTC, datetime
 
 from bench.ocr_samples import word_recall
 from scanline.domain import ocr
-from scanline.domain.ocr import Job, Word, reading_order, rectangle
-from scanline.ocr.engines import _from_tesseract_data
+from scanline.domain.ocr import Job, Line, PageResult, Recognition, Word, reading_order, rectangle
 
 
 def word(text: str, left: int, top: int, width: int = 40, height: int = 20) -> Word:
@@ -22,23 +21,24 @@ def test_object_key_is_made_from_ids_only_and_cannot_escape_the_user_prefix() ->
 def test_reading_order_sorts_lines_top_down_and_words_left_to_right() -> None:
     words = [word("world", 120, 12), word("second", 10, 60), word("hello", 10, 10),
              word("line", 100, 62)]
-    assert reading_order(words) == "hello world\nsecond line"
-    assert reading_order([]) == ""
+    assert [line.text for line in reading_order(words)] == ["hello world", "second line"]
+    assert reading_order([]) == []
 
 
-def test_tesseract_tsv_becomes_lines_paragraphs_and_boxes() -> None:
-    rows = [  # level, block, par, line, text, left, top, width, height
-        (1, 1, 0, 0, "", 0, 0, 500, 300), (5, 1, 1, 1, "Hello", 10, 10, 50, 20),
-        (5, 1, 1, 1, "there", 70, 10, 50, 20), (5, 1, 1, 2, "again", 10, 40, 50, 20),
-        (5, 1, 1, 2, " ", 0, 0, 0, 0), (5, 2, 1, 1, "Next", 10, 100, 40, 20)]
-    keys = ("level", "block_num", "par_num", "line_num", "text", "left", "top", "width",
-            "height")
-    data = {k: [row[i] for row in rows] for i, k in enumerate(keys)}
-    result = _from_tesseract_data(data)
-    assert result.text == "Hello there\nagain\n\nNext"
-    assert [w.text for w in result.words] == ["Hello", "there", "again", "Next"]
-    assert result.words[1].to_json() == {"text": "there",
-                                         "box": [[70, 10], [120, 10], [120, 30], [70, 30]]}
+def test_a_page_result_has_lines_of_words_with_boxes_and_confidence() -> None:
+    line = Line((Word("Hello", rectangle(10, 10, 50, 20), 0.91),  # type: ignore[arg-type]
+                 Word("there", rectangle(70, 12, 50, 20), 0.5)))  # type: ignore[arg-type]
+    page = PageResult(2, 800, 600, 90, Recognition("Hello there", [line])).to_json()
+    assert page == {"page": 2, "width": 800, "height": 600, "angle": 90, "text": "Hello there",
+                    "lines": [{"text": "Hello there",
+                               "box": [[10, 10], [120, 10], [120, 32], [10, 32]],
+                               "words": [{"text": "Hello", "confidence": 0.91,
+                                          "box": [[10, 10], [60, 10], [60, 30], [10, 30]]},
+                                         {"text": "there", "confidence": 0.5,
+                                          "box": [[70, 12], [120, 12], [120, 32], [70, 32]]}]}]}
+    pages = [page, {**page, "page": 3, "text": "more", "lines": []}]
+    assert ocr.document_text(pages) == "Hello there\fmore"
+    assert [(w["text"], w["page"]) for w in ocr.flat_words(pages)] == [("Hello", 2), ("there", 2)]
 
 
 def test_job_view_has_the_documented_fields() -> None:
@@ -47,8 +47,15 @@ def test_job_view_has_the_documented_fields() -> None:
               engine="tesseract", text="hi", words=[{"text": "hi", "box": [[0, 0]] * 4}],
               timings={"engine_ms": 1.0}, completed_at=datetime(2025, 1, 1, 0, 1, tzinfo=UTC))
     view = ocr.job_view(job, "http://x/function/ocr-jobs/j1")
-    assert {"job_id", "status", "text", "words", "engine", "timings", "error"} <= set(view)
+    assert set(view) == set(ocr.JOB["properties"])
     assert view["status"] == "done" and view["completed_at"].startswith("2025-01-01T00:01")
+    assert view["words"] == job.words and view["pages"] is None  # a job from before pages
+    paged = ocr.job_view(Job(**{**job.__dict__, "words": None, "pages": [
+        {"page": 1, "width": 1, "height": 1, "angle": 0, "text": "hi", "lines": [
+            {"text": "hi", "box": [[0, 0]] * 4,
+             "words": [{"text": "hi", "box": [[0, 0]] * 4, "confidence": 1.0}]}]}]}), "u")
+    assert paged["words"] == [{"text": "hi", "box": [[0, 0]] * 4, "confidence": 1.0,
+                               "page": 1}]
 
 
 def test_completion_email_carries_the_text() -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from scanline.errors import InvalidInput
 from scanline.ocr.engines import (
     KERAS_WEIGHTS,
     KerasOcrEngine,
@@ -13,7 +14,7 @@ from scanline.ocr.engines import (
     build_engine,
     choose_engine,
 )
-from scanline.ocr.service import OcrSettings
+from scanline.ocr.service import OcrService, OcrSettings
 from scanline.settings import Settings
 
 
@@ -42,12 +43,43 @@ def test_explicit_choices_are_kept(tmp_path: Path, weights: Path) -> None:
 
 
 def test_build_engine_gives_the_chosen_kind(weights: Path) -> None:
-    keras = build_engine(choose_engine("auto", weights), model_dir=weights, languages="eng",
-                         keras_batch=3)
+    keras = build_engine(choose_engine("auto", weights).name, model_dir=weights, keras_batch=3)
     assert isinstance(keras, KerasOcrEngine) and keras.max_batch == 3 and keras.workers == 1
-    tess = build_engine(choose_engine("tesseract", weights), model_dir=weights,
-                        languages="eng", keras_batch=3)
+    tess = build_engine(choose_engine("tesseract", weights).name, model_dir=weights,
+                        keras_batch=3)
     assert isinstance(tess, TesseractEngine) and tess.max_batch == 1 and tess.workers >= 1
+
+
+def test_a_jobs_languages_and_engine_are_checked_against_the_allow_lists() -> None:
+    config = OcrSettings.from_settings(Settings.from_env({"OCR_ENGINE": "tesseract"}))
+    assert config.languages_of(None) == "eng"
+    assert config.languages_of("deu+eng") == "deu+eng"
+    for bad in ("klingon", "eng+xx", "eng+eng", "eng++deu", ""):
+        with pytest.raises(InvalidInput):
+            config.languages_of(bad or "+")
+    assert {"eng", "deu", "fra", "spa", "ita", "por"} <= set(config.allowed_languages)
+    assert config.engine_of(None) == "auto" and config.engine_of("keras-ocr") == "keras-ocr"
+    only = OcrSettings.from_settings(Settings.from_env({"OCR_ENGINE": "tesseract",
+                                                        "OCR_ENGINES": "tesseract"}))
+    with pytest.raises(InvalidInput, match="not available"):
+        only.engine_of("keras-ocr")
+
+
+def test_auto_sends_documents_and_other_languages_to_tesseract(weights: Path) -> None:
+    service = OcrService(OcrSettings.from_settings(Settings.from_env({
+        "OCR_ENGINE": "auto", "OCR_MODEL_DIR": str(weights)})))
+    assert service.engine_for("auto", languages="eng", document=False) == "keras-ocr"
+    assert service.engine_for("auto", languages="eng", document=True) == "tesseract"
+    assert service.engine_for(None, languages="deu", document=False) == "tesseract"
+    with pytest.raises(InvalidInput, match="English only"):
+        service.engine_for("keras-ocr", languages="deu", document=False)
+
+
+def test_a_job_asking_for_keras_ocr_without_weights_fails_clearly(tmp_path: Path) -> None:
+    service = OcrService(OcrSettings.from_settings(Settings.from_env({
+        "OCR_ENGINE": "tesseract", "OCR_MODEL_DIR": str(tmp_path)})))
+    with pytest.raises(InvalidInput, match="no keras-ocr weights"):
+        service.engine_for("keras-ocr", languages="eng", document=False)
 
 
 def test_settings_read_the_model_dir_from_either_variable(tmp_path: Path) -> None:

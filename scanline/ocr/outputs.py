@@ -1,0 +1,147 @@
+"""A job's result as the files OCR users expect: hOCR and a searchable PDF.
+
+hOCR (the format tesseract, OCRopus and OCRmyPDF exchange) is made from the stored pages
+when it is asked for. The searchable PDF needs the page images, so the worker makes it
+while it still has them: each page is its image (JPEG) with the recognised words drawn
+over it in invisible text (render mode 3), each word placed on its box and stretched to its
+width, as tesseract's PDF renderer and OCRmyPDF do. The text uses Courier from the PDF
+standard fonts (every glyph 600/1000 em wide, so a word's width is exact without embedding
+a font) in WinAnsi encoding, which covers the Western European languages offered; a
+character outside it is written as "?" in the text layer only.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from html import escape
+from typing import Any
+
+from PIL import Image
+
+JPEG_QUALITY = 75
+_COURIER_ADVANCE = 0.6  # em
+
+
+def _bbox(box: Sequence[Sequence[int]]) -> tuple[int, int, int, int]:
+    xs, ys = [p[0] for p in box], [p[1] for p in box]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def _title(box: Sequence[Sequence[int]]) -> str:
+    return "bbox {} {} {} {}".format(*_bbox(box))
+
+
+def hocr(pages: Sequence[dict[str, Any]], languages: str = "eng") -> str:
+    """hOCR 1.2: ``ocr_page`` → ``ocr_line`` → ``ocrx_word`` with bbox and x_wconf."""
+    out = ['<?xml version="1.0" encoding="UTF-8"?>',
+           '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN" '
+           '"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">',
+           '<html xmlns="http://www.w3.org/1999/xhtml" xml:lang="en" lang="en">',
+           "<head>", "<title></title>",
+           '<meta http-equiv="Content-Type" content="text/html;charset=utf-8"/>',
+           '<meta name="ocr-system" content="scanline"/>',
+           '<meta name="ocr-capabilities" content="ocr_page ocr_line ocrx_word ocrp_wconf"/>',
+           "</head>", "<body>"]
+    for page in pages:
+        n = page["page"]
+        out.append(f'<div class="ocr_page" id="page_{n}" title="bbox 0 0 {page["width"]} '
+                   f'{page["height"]}; ppageno {n - 1}; textangle {page["angle"]}">')
+        for i, line in enumerate(page["lines"], 1):
+            out.append(f'<span class="ocr_line" id="line_{n}_{i}" '
+                       f'title="{_title(line["box"])}">')
+            for j, word in enumerate(line["words"], 1):
+                conf = "" if word["confidence"] is None else \
+                    f"; x_wconf {round(word['confidence'] * 100)}"
+                out.append(f'<span class="ocrx_word" id="word_{n}_{i}_{j}" '
+                           f'title="{_title(word["box"])}{conf}" '
+                           f'lang="{escape(languages.split("+")[0])}">'
+                           f"{escape(word['text'])}</span>")
+            out.append("</span>")
+        out.append("</div>")
+    out += ["</body>", "</html>", ""]
+    return "\n".join(out)
+
+
+@dataclass(frozen=True)
+class PdfPage:
+    jpeg: bytes
+    width: int  # pixels
+    height: int
+    dpi: float
+    grey: bool
+    words: list[dict[str, Any]]  # {"text", "box"} in this page's pixels
+
+
+def pdf_page(image: Image.Image, dpi: float | None, words: list[dict[str, Any]]) -> PdfPage:
+    """What the PDF needs of one page, made while the worker has its image."""
+    grey = image.mode in ("1", "L")
+    out = io.BytesIO()
+    image.convert("L" if grey else "RGB").save(out, "JPEG", quality=JPEG_QUALITY)
+    return PdfPage(out.getvalue(), image.width, image.height, dpi or 300, grey, words)
+
+
+def _pdf_string(text: str) -> bytes:
+    raw = text.encode("cp1252", errors="replace")
+    return b"(" + raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)") + b")"
+
+
+def _text_layer(page: PdfPage) -> bytes:
+    scale = 72 / page.dpi
+    height = page.height * scale
+    ops = [b"BT", b"3 Tr"]
+    for word in page.words:
+        text = word["text"]
+        x0, y0, x1, y1 = _bbox(word["box"])
+        if not text or x1 <= x0 or y1 <= y0:
+            continue
+        size = (y1 - y0) * scale
+        stretch = 100 * (x1 - x0) * scale / (len(text) * _COURIER_ADVANCE * size)
+        ops.append(b"/F1 %.2f Tf %.2f Tz 1 0 0 1 %.2f %.2f Tm %s Tj" % (
+            size, stretch, x0 * scale, height - y1 * scale + 0.2 * size, _pdf_string(text)))
+    ops.append(b"ET")
+    return b"\n".join(ops)
+
+
+def searchable_pdf(pages: Sequence[PdfPage]) -> bytes:
+    """Page images with their invisible text, one PDF page per page (sized by its DPI)."""
+    objects: list[bytes] = []
+
+    def add(body: bytes) -> int:
+        objects.append(body)
+        return len(objects)
+
+    catalog = add(b"")  # filled in below, once the page tree's number is known
+    font = add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Courier "
+               b"/Encoding /WinAnsiEncoding >>")
+    kids = []
+    tree = add(b"")
+    for n, page in enumerate(pages, 1):
+        width, height = page.width * 72 / page.dpi, page.height * 72 / page.dpi
+        image = add(b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace %s "
+                    b"/BitsPerComponent 8 /Filter /DCTDecode /Length %d >>\nstream\n%s\n"
+                    b"endstream" % (page.width, page.height,
+                                    b"/DeviceGray" if page.grey else b"/DeviceRGB",
+                                    len(page.jpeg), page.jpeg))
+        content = b"q %.2f 0 0 %.2f 0 0 cm /Im%d Do Q\n%s" % (width, height, n,
+                                                               _text_layer(page))
+        stream = add(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content))
+        kids.append(add(b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 %.2f %.2f] "
+                        b"/Resources << /Font << /F1 %d 0 R >> /XObject << /Im%d %d 0 R >> >> "
+                        b"/Contents %d 0 R >>" % (tree, width, height, font, n, image, stream)))
+    objects[catalog - 1] = b"<< /Type /Catalog /Pages %d 0 R >>" % tree
+    objects[tree - 1] = b"<< /Type /Pages /Count %d /Kids [%s] >>" % (
+        len(kids), b" ".join(b"%d 0 R" % k for k in kids))
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n%s\nendobj\n" % (number, body))
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    out.write(b"".join(b"%010d 00000 n \n" % offset for offset in offsets))
+    out.write(b"trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, catalog, xref))
+    return out.getvalue()

@@ -1,0 +1,44 @@
+"""hOCR and the searchable PDF, made from a result (scanline.ocr.outputs)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pypdfium2 as pdfium
+from PIL import Image
+
+from scanline.ocr.outputs import hocr, pdf_page, searchable_pdf
+
+WORDS = [{"text": "Größe", "box": [[10, 10], [110, 10], [110, 40], [10, 40]], "confidence": 0.9},
+         {"text": "(a)", "box": [[130, 10], [170, 10], [170, 40], [130, 40]], "confidence": None}]
+PAGE = {"page": 1, "width": 400, "height": 100, "angle": 90, "text": "Größe (a)",
+        "lines": [{"text": "Größe (a)", "box": [[10, 10], [170, 10], [170, 40], [10, 40]],
+                   "words": WORDS}]}
+XHTML = "{http://www.w3.org/1999/xhtml}"
+
+
+def test_hocr_is_xhtml_with_pages_lines_and_words() -> None:
+    root = ET.fromstring(hocr([PAGE, {**PAGE, "page": 2}], "deu+eng"))
+    spans = {c: root.findall(f".//*[@class='{c}']") for c in ("ocr_page", "ocr_line", "ocrx_word")}
+    assert [len(v) for v in spans.values()] == [2, 2, 4]
+    first = spans["ocrx_word"][0]
+    assert first.text == "Größe" and first.get("title") == "bbox 10 10 110 40; x_wconf 90"
+    assert spans["ocrx_word"][1].get("title") == "bbox 130 10 170 40"  # no confidence
+    assert "textangle 90" in (spans["ocr_page"][0].get("title") or "")
+    assert root.find(f"{XHTML}head/{XHTML}meta[@name='ocr-system']") is not None
+
+
+def test_the_pdf_has_the_page_image_and_its_words_as_text() -> None:
+    image = Image.new("L", (400, 100), 255)
+    data = searchable_pdf([pdf_page(image, 200, WORDS), pdf_page(image.convert("RGB"), None,
+                                                                 WORDS[:1])])
+    document = pdfium.PdfDocument(data)
+    assert len(document) == 2
+    assert document.get_page_size(0) == (144.0, 36.0)  # 400x100 px at 200 dpi
+    first = document[0].get_textpage()
+    assert first.get_text_range().split() == ["Größe", "(a)"]
+    left, right = first.get_charbox(0)[0], first.get_charbox(4)[2]
+    # The word spans its box: 10..110 px at 200 dpi is 3.6..39.6 pt.
+    assert abs(left - 3.6) < 1 and abs(right - 39.6) < 2
+    page = document[1].render(scale=1).to_pil()
+    assert page.getextrema() == ((255, 255), (255, 255), (255, 255))  # the text is invisible

@@ -1,0 +1,56 @@
+"""Pre-processing is decided per image from what the image measures (scanline.ocr.prepare):
+each step runs where its problem is, and only there."""
+
+from __future__ import annotations
+
+import io
+import random
+
+from PIL import Image
+
+from bench.ocr_samples import Style, degraded, generated, render, scans, speckle
+from scanline.ocr.prepare import DEFAULT_DPI, SPECKLED, prepare, skew_angle, specks_per_megapixel
+
+
+def decoded(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+def test_speckled_scans_are_told_from_clean_ones() -> None:
+    clean = [decoded(s.data).convert("L") for s in generated() + scans()]
+    noisy = [decoded(s.data).convert("L") for s in degraded(count=6)]
+    assert max(specks_per_megapixel(i) for i in clean) < SPECKLED
+    assert min(specks_per_megapixel(i) for i in noisy) > SPECKLED
+
+
+def test_only_speckled_images_are_despeckled() -> None:
+    page = render("a clean line of text", Style(size=24), width=None)
+    assert "despeckle" not in prepare(page).steps
+    noisy = speckle(page.convert("L"), random.Random(1), 0.01)
+    steps = prepare(noisy).steps
+    assert "despeckle" in steps and specks_per_megapixel(prepare(noisy).image) < SPECKLED
+
+
+def test_only_bilevel_images_are_antialiased() -> None:
+    page = render("black and white", Style(size=24), width=None)
+    assert prepare(page.convert("1")).steps[:1] == ("antialias",)
+    assert "antialias" not in prepare(page).steps
+
+
+def test_skew_is_measured_and_undone_and_small_angles_left_alone() -> None:
+    for degrees in (-2.7, 2.2, 4.0):
+        page = render("a line of text long enough\nto measure its skew by\nits rows",
+                      Style(size=28, skew=degrees), width=None).convert("L")
+        assert abs(skew_angle(page) + degrees) < 0.2
+        prepared = prepare(page)
+        assert abs(prepared.skew + degrees) < 0.2 and prepared.steps[-1].startswith("deskew")
+    level = render("level text stays as it is", Style(size=28, skew=0.3), width=None)
+    assert prepare(level).skew == 0.0 and prepare(level).image.size == level.size
+
+
+def test_the_resolution_is_the_files_or_the_default() -> None:
+    page = render("x", Style())
+    assert prepare(page, 200).dpi == 200
+    assert prepare(page, None).dpi == prepare(page, 5).dpi == DEFAULT_DPI
