@@ -3,7 +3,7 @@
 Additive only: nullable columns, so jobs done before keep their ``text``/``words``.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 """
 
 import sqlalchemy as sa
