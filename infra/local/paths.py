@@ -30,6 +30,8 @@ POSTGRES_PORT = 5432
 RABBITMQ_HOST = os.environ.get("RABBITMQ_HOST", HOST)
 RABBITMQ_PORT = int(os.environ.get("RABBITMQ_PORT", "5672"))
 S3_PORT = 9000
+# moto itself, reached only through the checking front on S3_PORT (infra.local.s3server).
+S3_BACKEND_PORT = 9002
 SMTP_PORT = 1025
 MAIL_WEB_PORT = 8025
 # The one place the local gateway POSTs async callbacks to (its GATEWAY_CALLBACK_HOSTS):
