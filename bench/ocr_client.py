@@ -68,14 +68,30 @@ class OcrClient:
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 
-    def upload(self, data: bytes, filename: str = "scan.png",
-               media_type: str = "image/png") -> requests.Response:
-        return requests.post(self.url, headers=self.auth, timeout=60,
+    def upload(self, data: bytes, filename: str = "scan.png", media_type: str = "image/png",
+               *, key: str | None = None, **options: str) -> requests.Response:
+        return requests.post(self.url, headers=self._keyed(key), timeout=60, data=options,
                              files={"file": (filename, data, media_type)})
 
-    def presign(self, media_type: str, size: int) -> requests.Response:
-        return requests.post(self.url, headers=self.auth, timeout=30,
-                             json={"content_type": media_type, "size": size})
+    def presign(self, media_type: str, size: int, *, key: str | None = None,
+                **options: Any) -> requests.Response:
+        return requests.post(self.url, headers=self._keyed(key), timeout=30,
+                             json={"content_type": media_type, "size": size, **options})
+
+    @staticmethod
+    def post_upload(presigned: dict[str, Any], data: bytes) -> requests.Response:
+        """The browser-based POST to S3 the presign answer describes (the file last)."""
+        return requests.post(presigned["upload_url"], data=presigned["upload_fields"],
+                             files={"file": ("document", data)}, timeout=60)
+
+    def _keyed(self, key: str | None) -> dict[str, str]:
+        return {**self.auth, **({"Idempotency-Key": key} if key else {})}
+
+    def delete(self, job_id: str) -> requests.Response:
+        return requests.delete(f"{self.url}/{job_id}", headers=self.auth, timeout=30)
+
+    def list(self, **params: Any) -> requests.Response:
+        return requests.get(self.url, headers=self.auth, params=params, timeout=30)
 
     def submit(self, job_id: str) -> requests.Response:
         return requests.post(f"{self.url}/{job_id}/submit", headers=self.auth, timeout=30)
@@ -88,6 +104,9 @@ class OcrClient:
         deadline = time.monotonic() + timeout
         while True:
             r = self.get(job_id, wait=min(30, max(1, int(deadline - time.monotonic()))))
+            if r.status_code == 429:  # this user already waits for as many jobs as allowed
+                time.sleep(float(r.headers.get("Retry-After", "1")))
+                continue
             assert r.status_code == 200, r.text
             job = r.json()
             if job["status"] in ("done", "failed") or time.monotonic() > deadline:

@@ -21,7 +21,9 @@ from scanline.adapters.bus import (
     Publisher,
     ReplyPublisher,
 )
+from scanline.adapters.callback_sender import CallbackSender
 from scanline.adapters.db import Database
+from scanline.adapters.job_watch import JobWatch
 from scanline.adapters.jwks import JwksKeys
 from scanline.adapters.mail import SmtpMailer
 from scanline.adapters.outbox import Outbox
@@ -30,6 +32,7 @@ from scanline.adapters.store import ObjectStore
 from scanline.adapters.unit_of_work import Emitter, UnitOfWork
 from scanline.auth import KeyRing, PublicKeys, TokenSettings, TokenSigner, TokenVerifier
 from scanline.clock import Clock, SystemClock
+from scanline.domain.job_policy import JobPolicy
 from scanline.errors import DependencyUnavailable
 from scanline.events import Event, new_event
 from scanline.logs import current_traceparent
@@ -99,7 +102,8 @@ class Container:
             self.settings.s3_bucket, endpoint_url=self.settings.s3_endpoint_url,
             access_key=self.secrets.read("s3-access-key", default="") or None,
             secret_key=self.secrets.read("s3-secret-key", default="") or None,
-            region=self.settings.s3_region, timeout=self.settings.dependency_timeout))
+            region=self.settings.s3_region, timeout=self.settings.dependency_timeout,
+            public_endpoint_url=self.settings.s3_public_endpoint_url))
 
     @property
     def mailer(self) -> SmtpMailer:
@@ -164,6 +168,21 @@ class Container:
         return self._once("ocr", lambda: OcrService(self.ocr_settings))
 
     @property
+    def job_policy(self) -> JobPolicy:
+        return self._once("job_policy", lambda: JobPolicy.from_settings(self.settings))
+
+    @property
+    def job_watch(self) -> JobWatch:
+        return self._once("job_watch", lambda: JobWatch(
+            self.unit_of_work, per_user=self.job_policy.waits_per_user,
+            per_process=self.job_policy.waits_per_process))
+
+    @property
+    def callback_sender(self) -> CallbackSender:
+        return self._once("callback_sender", lambda: CallbackSender(
+            self.unit_of_work, self.job_policy, self.clock))
+
+    @property
     def ocr_settings(self) -> OcrSettings:
         from scanline.ocr.service import OcrSettings
 
@@ -184,9 +203,14 @@ class Container:
             name, lambda pem: EventSigner.from_pem(self.settings.function_name, pem)))
 
     @property
+    def event_keyring(self) -> Keyring:
+        return self._once("event_keyring", lambda: self._key_material(EVENT_KEYRING,
+                                                                      Keyring.from_json))
+
+    @property
     def event_verifier(self) -> EventVerifier:
         return self._once("event_verifier", lambda: EventVerifier(
-            self._key_material(EVENT_KEYRING, Keyring.from_json), self.clock,
+            self.event_keyring, self.clock,
             max_age=timedelta(seconds=self.settings.event_max_age)))
 
     def _signed_event(self, payload: Payload, subject: str | None) -> Event:
@@ -221,6 +245,8 @@ class Container:
             built, self._built = self._built, {}
         if "outbox" in built:
             built["outbox"].stop()
+        if "callback_sender" in built:
+            built["callback_sender"].stop()
         if "publisher" in built:
             built["publisher"].close()
         if "db" in built:
@@ -252,4 +278,8 @@ PROVIDERS: dict[str, Provider] = {
     "token_keys": Provider(lambda c: c.keys),
     "ocr_service": Provider(lambda c: c.ocr),
     "ocr_settings": Provider(lambda c: c.ocr_settings),
+    "job_policy": Provider(lambda c: c.job_policy),
+    "job_watch": Provider(lambda c: c.job_watch, ("db",)),
+    "callback_sender": Provider(lambda c: c.callback_sender, ("db",)),
+    "event_keyring": Provider(lambda c: c.event_keyring, ("event-keyring",)),
 }

@@ -24,6 +24,8 @@ class Settings:
     event_sink: str = "amqp"
     k_sink: str = ""
     s3_endpoint_url: str | None = None
+    # The S3 endpoint clients reach (presigned uploads are signed for it); default: the same.
+    s3_public_endpoint_url: str | None = None
     s3_bucket: str = "scanline-uploads"
     s3_region: str = "us-east-1"
     smtp_host: str = "127.0.0.1"
@@ -61,6 +63,7 @@ class Settings:
             event_sink=env.get("EVENT_SINK", "http" if env.get("K_SINK") else d.event_sink),
             k_sink=env.get("K_SINK", d.k_sink),
             s3_endpoint_url=env.get("S3_ENDPOINT_URL") or None,
+            s3_public_endpoint_url=env.get("S3_PUBLIC_ENDPOINT_URL") or None,
             s3_bucket=env.get("S3_BUCKET", d.s3_bucket),
             s3_region=env.get("S3_REGION", d.s3_region),
             smtp_host=env.get("SMTP_HOST", d.smtp_host),

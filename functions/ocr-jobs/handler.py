@@ -1,70 +1,95 @@
-"""ocr-jobs: stage a document in S3, create the job, answer with its status and results.
+"""ocr-jobs: take a document in, answer with its job, its results, and its end.
 
-The caller is whoever the access token names. Uploads are checked from their bytes (size
-while streaming; type, page count and pixels from the headers, ``scanline.ocr.documents``)
-before anything is stored; the object key is made here from the user and job ids, never
-from the client's filename. What the job asks for (``languages``, ``engine``) is checked
-against what the deployment offers and kept on the job row. The job row and its
-``ocr.requested`` event (bucket, key, job, user — never the bytes) are written in one
-transaction. Large files can skip this process: the client PUTs to a presigned URL and then
-asks for ``/<id>/submit``, which checks the stored object. A finished job's owner can read
-its text, its hOCR and its searchable PDF.
+The caller is whoever the access token names, and sees only their own jobs. A document
+comes in one of two ways. Uploaded here (multipart), it is checked from its bytes (size,
+type, pages and pixels from the headers, ``scanline.ocr.documents``) before anything is
+stored. Or the client asks for a presigned upload (JSON): a browser-based POST to S3 bound
+to the declared type and at most the declared size, and then asks for ``/<id>/submit``,
+which checks the stored object the same way, deletes it if it is refused, and pins the
+job to the object as checked (its ETag). Either way the job row and its ``ocr.requested``
+event (bucket, key, job, user; never the bytes) are written in one transaction.
+
+Creating is idempotent with an ``Idempotency-Key`` and bounded by per-user quotas
+(``scanline.ocr.intake``); waiting for a job (``?wait``) is bounded per user and per
+process (``scanline.adapters.job_watch``). A job can name a ``callback_url`` that gets its
+signed ``ocr.completed`` event when it ends (``scanline.adapters.callback_sender``; the
+keys that verify it are at ``/event-keys``). A job is deleted by its owner, or with its
+upload and results after the retention period, by the housekeeping function.
 """
 
 from __future__ import annotations
 
-import io
-import time
+import hashlib
 import uuid
-from typing import IO, Any
+from datetime import timedelta
+from typing import Any
 
 from werkzeug.datastructures import FileStorage
 
+from scanline.adapters.job_watch import JobWatch
 from scanline.adapters.store import ObjectStore
 from scanline.adapters.unit_of_work import UnitOfWork
 from scanline.auth import Claims
-from scanline.domain import ocr
+from scanline.clock import Clock
+from scanline.domain import idempotency, ocr
+from scanline.domain.job_policy import JobPolicy
 from scanline.domain.ocr import Job
-from scanline.errors import Conflict, NotFound, PayloadTooLarge, UnsupportedMediaType
-from scanline.ocr import outputs
-from scanline.ocr.documents import MEDIA_TYPES, DocumentInfo, inspect
+from scanline.errors import Conflict, NotFound, ScanlineError
+from scanline.ocr import intake, outputs
+from scanline.ocr.documents import MEDIA_TYPES, inspect
+from scanline.ocr.intake import Asked, KeyTaken
 from scanline.ocr.service import OcrSettings
 from scanline.payloads import OcrRequested
 from scanline.runtime import Response, Routes
 from scanline.settings import Settings
+from scanline.signing import Keyring
 from scanline.validation import strict_object
 
-WAIT_POLL_SECONDS = 0.025
-LIST_LIMIT = 50
+LIST_LIMIT = 100
 
-# What a job may ask for; the allow-lists themselves are settings (OcrSettings).
+# What a job may ask for; the allow-lists themselves are settings (OcrSettings, JobPolicy).
 LANGUAGES = {"type": "string", "minLength": 3, "maxLength": 64,
              "pattern": r"^[a-z_]{3,12}(\+[a-z_]{3,12})*$",
              "description": "tesseract language codes joined with +, e.g. eng+deu"}
 ENGINE = {"enum": list(ocr.ENGINES)}
+CALLBACK_URL = {"type": "string", "minLength": 8, "maxLength": 2048, "format": "uri",
+                "description": "POSTed the job's signed io.scanline.ocr.completed.v1 "
+                               "CloudEvent when it ends (a host on OCR_CALLBACK_HOSTS)"}
+OPTIONS = {"languages": LANGUAGES, "engine": ENGINE, "callback_url": CALLBACK_URL}
 PRESIGN_REQUEST = strict_object(
     {"content_type": {"enum": sorted(MEDIA_TYPES)},
-     "size": {"type": "integer", "minimum": 1}, "languages": LANGUAGES, "engine": ENGINE},
+     "size": {"type": "integer", "minimum": 1,
+              "description": "the file's size in bytes: the upload may not be larger"},
+     **OPTIONS},
     required=["content_type", "size"],
 )
 # The document itself, checked from its bytes (never from the part's name or Content-Type).
 UPLOAD = {"type": "object", "required": ["file"],
           "properties": {"file": {"type": "string",
                                   "contentMediaType": "application/octet-stream"},
-                         "languages": LANGUAGES, "engine": ENGINE}}
+                         **OPTIONS}}
 _JOB_ID = {"type": "string", "format": "uuid"}
 _URL = {"type": "string", "format": "uri"}
 QUEUED = strict_object({"job_id": _JOB_ID, "status": {"const": ocr.QUEUED}, "status_url": _URL},
                        required=["job_id", "status", "status_url"])
 PRESIGNED = strict_object(
-    {"job_id": _JOB_ID, "upload_url": _URL, "expires_in": {"type": "integer", "minimum": 1},
-     "status_url": _URL},
-    required=["job_id", "upload_url", "expires_in", "status_url"])
-JOBS = strict_object({"jobs": {"type": "array", "items": ocr.JOB_SUMMARY, "maxItems": LIST_LIMIT}},
-                     required=["jobs"])
+    {"job_id": _JOB_ID, "status_url": _URL, "submit_url": _URL,
+     "upload_url": _URL,
+     "upload_fields": {"type": "object", "additionalProperties": {"type": "string"},
+                       "description": "form fields to POST with the file (as `file`, last)"},
+     "expires_in": {"type": "integer", "minimum": 1}},
+    required=["job_id", "status_url", "submit_url", "upload_url", "upload_fields",
+              "expires_in"])
+JOBS = strict_object({"jobs": {"type": "array", "items": ocr.JOB_SUMMARY, "maxItems": LIST_LIMIT},
+                      "next_cursor": {"type": ["string", "null"]}},
+                     required=["jobs", "next_cursor"])
+LISTING = {"status": {"enum": sorted(ocr.STATUSES)},
+           "cursor": {"type": "string", "minLength": 1, "maxLength": 200},
+           "limit": {"type": "integer", "minimum": 1, "maximum": LIST_LIMIT, "default": 20}}
 # ?wait=N: hold the answer up to N seconds until the job is finished.
-WAIT = {"type": "integer", "minimum": 0, "maximum": OcrSettings.max_wait_seconds,
-        "default": 0}
+WAIT = {"type": "integer", "minimum": 0, "maximum": JobPolicy.max_wait_seconds, "default": 0}
+KEYRING = {"type": "object", "required": ["keys"],
+           "properties": {"keys": {"type": "array", "items": {"type": "object"}}}}
 
 routes = Routes()
 
@@ -73,71 +98,97 @@ def _status_url(settings: Settings, job_id: str) -> str:
     return f"{settings.public_url}/function/ocr-jobs/{job_id}"
 
 
-def _check_size(size: int, config: OcrSettings) -> None:
-    if size > config.limits.max_bytes:
-        raise PayloadTooLarge(f"the file is {size} bytes; the limit is "
-                              f"{config.limits.max_bytes} bytes")
-
-
-def _requested(store: ObjectStore, job_id: str, user_id: str, key: str) -> OcrRequested:
-    return OcrRequested(bucket=store.bucket, key=key, job_id=job_id, user_id=user_id)
-
-
 def _queued(settings: Settings, job_id: str) -> Response:
     url = _status_url(settings, job_id)
     return Response({"job_id": job_id, "status": ocr.QUEUED, "status_url": url}, status=202,
                     headers={"Location": url})
 
 
+def _requested(store: ObjectStore, job: Job) -> OcrRequested:
+    return OcrRequested(bucket=store.bucket, key=job.object_key, job_id=job.id,
+                        user_id=job.user_id)
+
+
 @routes.http("/", "POST", auth=True,
-             summary="Upload a document (multipart), or ask for a presigned upload URL (JSON)",
+             summary="Upload a document (multipart), or ask for a presigned upload (JSON)",
              body={"multipart/form-data": UPLOAD, "application/json": PRESIGN_REQUEST},
+             headers={idempotency.HEADER: idempotency.KEY},
              responses={202: QUEUED, 201: PRESIGNED}, emits=[OcrRequested])
 def create_job(caller: Claims, body: dict[str, Any], files: dict[str, FileStorage],
-               uow: UnitOfWork, store: ObjectStore, ocr_settings: OcrSettings,
+               headers: dict[str, str], uow: UnitOfWork, store: ObjectStore,
+               ocr_settings: OcrSettings, job_policy: JobPolicy, clock: Clock,
                settings: Settings) -> Response:
-    # Both checked before anything is read or stored: a wrong one is a 422 that costs nothing.
-    asked = {"languages": ocr_settings.languages_of(body.get("languages")),
-             "requested_engine": ocr_settings.engine_of(body.get("engine"))}
+    # Checked before anything is stored or counted: a wrong one is a 422 that costs nothing.
+    options = intake.asked(body, ocr_settings, job_policy)
+    user, key, now = caller.subject, headers.get(idempotency.HEADER), clock.now()
     if "file" in files:
-        return _upload(caller.subject, files["file"].stream, asked, uow, store, ocr_settings,
-                       settings)
-    return _presign(caller.subject, body, asked, uow, store, ocr_settings, settings)
-
-
-def _upload(user_id: str, stream: IO[bytes], asked: dict[str, str], uow: UnitOfWork,
-            store: ObjectStore, config: OcrSettings, settings: Settings) -> Response:
-    stream.seek(0, io.SEEK_END)
-    size = stream.tell()
-    stream.seek(0)
-    _check_size(size, config)
-    if size == 0:
-        raise UnsupportedMediaType("the file is empty")
-    info = inspect(stream.read(), config.limits)
-    stream.seek(0)
+        document = files["file"].stream.read(ocr_settings.limits.max_bytes + 1)
+        intake.check_size(len(document), ocr_settings)
+        media_type = inspect(document, ocr_settings.limits).media_type
+        request = idempotency.fingerprint(kind="upload", options=options.columns(),
+                                          sha256=hashlib.sha256(document).hexdigest())
+    else:
+        size, media_type = int(body["size"]), body["content_type"]
+        intake.check_size(size, ocr_settings)
+        request = idempotency.fingerprint(kind="presign", options=options.columns(),
+                                          size=size, content_type=media_type)
+    replay = intake.replayed(uow, user, key, request, now, job_policy)
+    if replay is not None:
+        return replay
     job_id = str(uuid.uuid4())
-    key = ocr.object_key(user_id, job_id)
-    store.put(key, stream, info.media_type)
-    with uow:
-        uow.jobs.create(job_id=job_id, user_id=user_id, status=ocr.QUEUED, object_key=key,
-                        content_type=info.media_type, size=size, **asked)
-        uow.emit(_requested(store, job_id, user_id, key), subject=job_id)
-    return _queued(settings, job_id)
+    object_key = ocr.object_key(user, job_id)
+    try:
+        with intake.charged(uow, user, len(document) if "file" in files else size, now,
+                            job_policy):
+            if "file" in files:
+                return _upload(job_id, object_key, document, media_type, options, request,
+                               caller, key, uow, store, job_policy, clock, settings)
+            answer = _presigned(job_id, object_key, media_type, size, store, job_policy,
+                                settings)
+            with uow:
+                uow.jobs.create(job_id=job_id, user_id=user, status=ocr.AWAITING_UPLOAD,
+                                object_key=object_key, content_type=media_type, size=size,
+                                upload_expires_at=now + timedelta(
+                                    seconds=job_policy.upload_url_ttl),
+                                **options.columns())
+                intake.remember(uow, user, key, request, answer, now, job_policy)
+            return answer
+    except KeyTaken:
+        # A request with the same key made its job meanwhile: its answer is this one's.
+        replay = intake.replayed(uow, user, key, request, now, job_policy)
+        if replay is None:
+            raise Conflict("a request with this Idempotency-Key is in progress; retry "
+                           "it shortly") from None
+        return replay
 
 
-def _presign(user_id: str, request: dict[str, Any], asked: dict[str, str], uow: UnitOfWork,
-             store: ObjectStore, config: OcrSettings, settings: Settings) -> Response:
-    size = int(request["size"])  # JSON Schema counts 250.0 as an integer; the column does not
-    _check_size(size, config)
-    job_id = str(uuid.uuid4())
-    key = ocr.object_key(user_id, job_id)
-    url = store.presign_put(key, request["content_type"], config.upload_url_ttl)
-    with uow:
-        uow.jobs.create(job_id=job_id, user_id=user_id, status=ocr.AWAITING_UPLOAD,
-                        object_key=key, content_type=request["content_type"], size=size,
-                        **asked)
-    return Response({"job_id": job_id, "upload_url": url, "expires_in": config.upload_url_ttl,
-                     "status_url": _status_url(settings, job_id)}, status=201)
+def _upload(job_id: str, object_key: str, document: bytes, media_type: str, options: Asked,
+            request: str, caller: Claims, key: str | None, uow: UnitOfWork,
+            store: ObjectStore, policy: JobPolicy, clock: Clock,
+            settings: Settings) -> Response:
+    store.put(object_key, document, media_type)
+    answer = _queued(settings, job_id)
+    try:
+        with uow:
+            job = uow.jobs.create(job_id=job_id, user_id=caller.subject, status=ocr.QUEUED,
+                                  object_key=object_key, content_type=media_type,
+                                  size=len(document), **options.columns())
+            uow.emit(_requested(store, job), subject=job_id)
+            intake.remember(uow, caller.subject, key, request, answer, clock.now(), policy)
+    except BaseException:
+        store.delete(object_key)  # no job was made: its document does not stay behind
+        raise
+    return answer
+
+
+def _presigned(job_id: str, object_key: str, media_type: str, size: int, store: ObjectStore,
+               policy: JobPolicy, settings: Settings) -> Response:
+    upload = store.presign_post(object_key, media_type, size, policy.upload_url_ttl)
+    status_url = _status_url(settings, job_id)
+    return Response({"job_id": job_id, "status_url": status_url,
+                     "submit_url": f"{status_url}/submit", "upload_url": upload["url"],
+                     "upload_fields": upload["fields"], "expires_in": policy.upload_url_ttl},
+                    status=201)
 
 
 def _owned(uow: UnitOfWork, user_id: str, job_id: str) -> Job:
@@ -148,51 +199,59 @@ def _owned(uow: UnitOfWork, user_id: str, job_id: str) -> Job:
     return job
 
 
-def _stored_document(store: ObjectStore, key: str,
-                     config: OcrSettings) -> tuple[int, DocumentInfo]:
-    """Size and type of an object the client uploaded itself, read from S3, not trusted.
-    The whole (size-checked) object is read: a TIFF's directories and a PDF's page tree
-    may be anywhere in the file."""
-    try:
-        size = int(store.head(key)["ContentLength"])
-    except NotFound:
-        raise Conflict("nothing has been uploaded to the job's upload URL yet") from None
-    _check_size(size, config)
-    if size == 0:
-        raise UnsupportedMediaType("the uploaded file is empty")
-    return size, inspect(store.get(key), config.limits)
-
-
 @routes.http("/<uuid:job_id>/submit", "POST", auth=True,
-             summary="Queue a job whose image was PUT to its presigned URL",
+             summary="Queue a job whose document was POSTed to its presigned upload",
              responses={202: QUEUED}, emits=[OcrRequested])
 def submit(caller: Claims, job_id: uuid.UUID, uow: UnitOfWork, store: ObjectStore,
            ocr_settings: OcrSettings, settings: Settings) -> Response:
     job = _owned(uow, caller.subject, str(job_id))
+    if job.status == ocr.FAILED and job.upload_etag is None:
+        raise Conflict(f"job {job.id} was refused: {job.error}")
     if job.status != ocr.AWAITING_UPLOAD:
         return _queued(settings, job.id)  # submitted before: same answer, no second event
-    size, info = _stored_document(store, job.object_key, ocr_settings)
-    if info.media_type != job.content_type:
-        raise UnsupportedMediaType(f"the upload is {info.media_type}, not the declared "
-                                   f"{job.content_type}")
+    try:
+        stored = intake.stored_document(store, job.object_key, job.size or 0,
+                                        job.content_type or "", ocr_settings)
+    except ScanlineError as refused:
+        if refused.status == 409:  # nothing uploaded yet: the client may still upload
+            raise
+        store.delete(job.object_key)
+        with uow:
+            uow.jobs.refuse_upload(job.id, refused.detail)
+        raise
     with uow:
-        if uow.jobs.mark_uploaded(job.id, content_type=info.media_type, size=size):
-            uow.emit(_requested(store, job.id, caller.subject, job.object_key), subject=job.id)
+        if uow.jobs.mark_uploaded(job.id, content_type=stored.info.media_type,
+                                  size=stored.size, etag=stored.etag):
+            uow.emit(_requested(store, job), subject=job.id)
     return _queued(settings, job.id)
 
 
 @routes.http("/<uuid:job_id>", "GET", auth=True, summary="A job's status and result",
              query={"wait": WAIT}, responses={200: ocr.JOB})
 def get_job(caller: Claims, job_id: uuid.UUID, query: dict[str, Any], uow: UnitOfWork,
-            settings: Settings) -> Response:
-    deadline = time.monotonic() + query.get("wait", 0)
+            job_watch: JobWatch, job_policy: JobPolicy, settings: Settings) -> Response:
     job = _owned(uow, caller.subject, str(job_id))
-    # Polling by primary key is a sub-millisecond query; it keeps waiting free of any
-    # per-process subscription state and works the same on every replica.
-    while job.status not in ocr.FINISHED and time.monotonic() < deadline:
-        time.sleep(WAIT_POLL_SECONDS)
+    wait = min(query.get("wait", 0), job_policy.max_wait_seconds)
+    if wait and job.status not in ocr.FINISHED:
+        with job_watch.admitted(caller.subject):
+            job_watch.wait(job.id, wait)
         job = _owned(uow, caller.subject, job.id)
-    return Response(ocr.job_view(job, _status_url(settings, job.id)))
+    with uow:
+        callback = uow.callbacks.get(job.id)
+    return Response(ocr.job_view(job, _status_url(settings, job.id), job_policy.retention,
+                                 callback.view() if callback else None))
+
+
+@routes.http("/<uuid:job_id>", "DELETE", auth=True,
+             summary="Delete a job with its stored document and results",
+             responses={204: None})
+def delete_job(caller: Claims, job_id: uuid.UUID, uow: UnitOfWork,
+               store: ObjectStore) -> Response:
+    job = _owned(uow, caller.subject, str(job_id))
+    store.delete(*ocr.stored_keys(job))  # first: if S3 is down, the job is still there
+    with uow:
+        uow.jobs.delete_owned(job.id, caller.subject)
+    return Response(None, status=204)
 
 
 def _finished(uow: UnitOfWork, user_id: str, job_id: str) -> Job:
@@ -230,10 +289,24 @@ def get_pdf(caller: Claims, job_id: uuid.UUID, uow: UnitOfWork, store: ObjectSto
                     headers={"Content-Disposition": f'inline; filename="{job.id}.pdf"'})
 
 
-@routes.http("/", "GET", auth=True, summary="The caller's most recent jobs",
-             responses={200: JOBS})
-def list_jobs(caller: Claims, uow: UnitOfWork, settings: Settings) -> Response:
+@routes.http("/", "GET", auth=True, summary="The caller's jobs, newest first, a page at a time",
+             query=LISTING, responses={200: JOBS})
+def list_jobs(caller: Claims, query: dict[str, Any], uow: UnitOfWork, job_policy: JobPolicy,
+              settings: Settings) -> Response:
+    limit = query.get("limit", 20)
+    after = ocr.from_cursor(query["cursor"]) if "cursor" in query else None
     with uow:
-        recent = uow.jobs.recent(caller.subject, LIST_LIMIT)
-    return Response({"jobs": [ocr.summary_view(j, _status_url(settings, j.id))
-                              for j in recent]})
+        jobs = uow.jobs.page(caller.subject, limit=limit + 1, status=query.get("status"),
+                             after=after)
+    more = len(jobs) > limit
+    jobs = jobs[:limit]
+    return Response({"jobs": [ocr.summary_view(j, _status_url(settings, j.id),
+                                               job_policy.retention) for j in jobs],
+                     "next_cursor": ocr.cursor_after(jobs[-1]) if more else None})
+
+
+@routes.http("/event-keys", "GET", summary="The public keys that verify Scanline's signed "
+                                           "events (completion callbacks): a JWK set",
+             responses={200: KEYRING})
+def event_keys(event_keyring: Keyring) -> Response:
+    return Response(event_keyring.document(), headers={"Cache-Control": "public, max-age=300"})

@@ -24,13 +24,21 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from scanline.adapters.callback_sender import CallbackSender
 from scanline.adapters.ocr_jobs_repository import ClaimOutcome
 from scanline.adapters.store import ObjectStore
 from scanline.adapters.unit_of_work import UnitOfWork
 from scanline.clock import Clock
 from scanline.domain import ocr
+from scanline.domain.job_policy import JobPolicy
 from scanline.domain.ocr import Job
-from scanline.errors import BadRequest, DependencyUnavailable, InvalidInput, ScanlineError
+from scanline.errors import (
+    BadRequest,
+    Conflict,
+    DependencyUnavailable,
+    InvalidInput,
+    ScanlineError,
+)
 from scanline.ocr import lease, outputs
 from scanline.ocr.documents import PDF, PageImage, inspect, pages
 from scanline.ocr.engines import PageRequest
@@ -43,30 +51,48 @@ log = logging.getLogger(__name__)
 routes = Routes()
 
 
+class JobTimedOut(InvalidInput):
+    """The job ran past ``OCR_JOB_TIMEOUT_SECONDS``: it fails, it is not retried."""
+
+
 @routes.on_start
 def announce(ocr_service: OcrService) -> None:
     """Say which engine this process will run (the model itself loads at first use)."""
     log.info("%s", ocr_service.describe())
 
 
+@routes.on_start
+def deliver_callbacks(callback_sender: CallbackSender) -> None:
+    """Completion callbacks are delivered from here, in the background."""
+    callback_sender.start()
+
+
 def _ms(since: float) -> float:
     return round((time.monotonic() - since) * 1000, 1)
+
+
+def _ended(uow: UnitOfWork, job: Job, completed: OcrCompleted) -> None:
+    """The job's ``ocr.completed`` event, and its callback if it named one, in the
+    transaction that ends it."""
+    event = uow.emit(completed, subject=job.id)
+    if job.callback_url:
+        uow.callbacks.add(job.id, job.callback_url, event.to_structured().decode())
 
 
 def _fail(uow: UnitOfWork, job: Job, token: str, error: ScanlineError) -> None:
     with uow:
         if uow.jobs.fail(job.id, token, error.detail):
-            uow.emit(OcrCompleted(job_id=job.id, user_id=job.user_id, status=ocr.FAILED,
-                                  error=error.detail[:2000]), subject=job.id)
+            _ended(uow, job, OcrCompleted(job_id=job.id, user_id=job.user_id,
+                                          status=ocr.FAILED, error=error.detail[:2000]))
     log.warning("ocr job %s failed: %s", job.id, error.detail)
 
 
 def _finish(uow: UnitOfWork, job: Job, token: str, result: dict[str, Any]) -> bool:
     with uow:
         if not uow.jobs.complete(job.id, token, **result):
-            return False  # the lease passed to another worker, which finishes the job
-        uow.emit(OcrCompleted(job_id=job.id, user_id=job.user_id, status=ocr.DONE,
-                              engine=result["engine"]), subject=job.id)
+            return False  # the lease passed to another worker, or the job was deleted
+        _ended(uow, job, OcrCompleted(job_id=job.id, user_id=job.user_id, status=ocr.DONE,
+                                      engine=result["engine"]))
         to = uow.users.email_of(job.user_id)
         if to:
             uow.emit(ocr.completion_email(to, job.id, result["text"]), subject=job.user_id)
@@ -77,7 +103,8 @@ def _finish(uow: UnitOfWork, job: Job, token: str, result: dict[str, Any]) -> bo
 
 @routes.event(OcrRequested, emits=[OcrCompleted, EmailRequested], inbox=False)
 def recognise(event: OcrRequested, uow: UnitOfWork, store: ObjectStore,
-              ocr_service: OcrService, clock: Clock) -> Response:
+              ocr_service: OcrService, job_policy: JobPolicy, callback_sender: CallbackSender,
+              clock: Clock) -> Response:
     if event.bucket != store.bucket:
         raise BadRequest(f"bucket {event.bucket!r} is not this deployment's upload bucket")
     config = ocr_service.config
@@ -97,30 +124,47 @@ def recognise(event: OcrRequested, uow: UnitOfWork, store: ObjectStore,
     if job.attempts > config.max_attempts:
         error = InvalidInput(f"gave up after {job.attempts - 1} attempts that did not finish")
         _fail(uow, job, token, error)
+        callback_sender.wake()
         raise error
     started = time.monotonic()
     with lease.kept(uow, job.id, token, clock, config.lease):
         try:
-            result = _read(job, store, ocr_service)
+            result = _read(job, store, ocr_service, time.monotonic()
+                           + job_policy.job_timeout.total_seconds())
         except ScanlineError as exc:
             if exc.status >= 500:
                 raise  # S3 or the engine unavailable: the message is retried
-            # Object gone (404), not a document (415), a bomb (413), encrypted or a
-            # language/engine this deployment lacks (422).
+            # Object gone (404) or changed since submit (409), not a document (415), a
+            # bomb (413), encrypted, too slow, a language/engine this deployment lacks (422).
             _fail(uow, job, token, exc)
+            callback_sender.wake()
             raise
     result["timings"]["total_ms"] = _ms(started)
     finished = _finish(uow, job, token, result)
+    callback_sender.wake()
     if finished and config.delete_after_success:
         store.delete(job.object_key)
+    if not finished:
+        with uow:
+            gone = uow.jobs.get(job.id) is None
+        if gone:  # deleted while it was read: what this run stored goes too
+            store.delete(*ocr.stored_keys(job))
     return Response({"status": ocr.DONE if finished else "duplicate", "job_id": job.id})
 
 
-def _read(job: Job, store: ObjectStore, ocr_service: OcrService) -> dict[str, Any]:
-    """Fetch, check, then per page: decode, recognise, keep for the searchable PDF."""
+def _read(job: Job, store: ObjectStore, ocr_service: OcrService,
+          deadline: float) -> dict[str, Any]:
+    """Fetch (exactly the object checked at submit, never more than the size limit),
+    check, then per page: decode, recognise, keep for the searchable PDF; a job still
+    reading at ``deadline`` fails."""
     config = ocr_service.config
     started = time.monotonic()
-    blob = store.get(job.object_key)
+    try:
+        blob = store.get(job.object_key, etag=job.upload_etag,
+                         max_bytes=config.limits.max_bytes)
+    except Conflict:
+        raise Conflict("the upload changed after the job was submitted; its document was "
+                       "not read (create a new job)") from None
     fetched = time.monotonic()
     info = inspect(blob, config.limits)
     languages = job.languages or config.languages_of(None)
@@ -140,6 +184,10 @@ def _read(job: Job, store: ObjectStore, ocr_service: OcrService) -> dict[str, An
     with ThreadPoolExecutor(workers, thread_name_prefix="ocr-page") as pool:
         window: deque[Future[tuple[PageImage, Outcome]]] = deque()
         for page in pages(blob, config.limits):
+            if time.monotonic() > deadline:
+                raise JobTimedOut(f"the job took longer than {_ms(started) / 1000:.0f} s "
+                                  f"(OCR_JOB_TIMEOUT_SECONDS) and was stopped at page "
+                                  f"{page.number}")
             decode_ms += _ms(decode_started)
             window.append(pool.submit(recognise_page, page))
             while len(window) >= workers:

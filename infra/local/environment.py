@@ -35,11 +35,17 @@ def local_overrides_where_set() -> dict[str, str]:
     """Local values for settings whose mere presence means something, so they are replaced
     only in the functions whose stack.yml sets them: ``JWKS_URL`` makes a function verify
     tokens with the token function's JWKS instead of the signing key (scanline.bootstrap);
-    ``JWT_ISSUER`` is what both the token function and every verifier must agree on."""
+    ``JWT_ISSUER`` is what both the token function and every verifier must agree on;
+    the S3 endpoint clients reach and the callback hosts are where the functions that
+    use them set them."""
     gateway = f"http://{paths.HOST}:{paths.GATEWAY_PORT}"
     return {"JWKS_URL": f"{gateway}/function/token/jwks.json",
             # The issuer is where the discovery document is: the local gateway.
-            "JWT_ISSUER": f"{gateway}/function/token"}
+            "JWT_ISSUER": f"{gateway}/function/token",
+            # Clients reach the local S3 where the functions do.
+            "S3_PUBLIC_ENDPOINT_URL": f"http://{paths.HOST}:{paths.S3_PORT}",
+            # Callbacks only to a receiver of your own on the loopback callback port.
+            "OCR_CALLBACK_HOSTS": f"{paths.HOST}:{paths.CALLBACK_PORT}"}
 
 
 def metrics_port(function: Function) -> int:

@@ -183,17 +183,19 @@ class RateLimits:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    def hit(self, limit: Limit, key: str, now: datetime) -> int | None:
-        """Count one hit; the seconds to wait if it went over the limit, else None."""
-        stmt = insert(rate_limits).values(scope=limit.scope, key=key, window_start=now, hits=1)
+    def hit(self, limit: Limit, key: str, now: datetime, weight: int = 1) -> int | None:
+        """Count one hit of ``weight``; the seconds to wait if it went over the limit, else
+        None."""
+        stmt = insert(rate_limits).values(scope=limit.scope, key=key, window_start=now,
+                                          hits=weight)
         window_over = rate_limits.c.window_start <= now - limit.window
         row = self._conn.execute(stmt.on_conflict_do_update(
             index_elements=[rate_limits.c.scope, rate_limits.c.key],
             set_={"window_start": sa.case((window_over, stmt.excluded.window_start),
                                           else_=rate_limits.c.window_start),
-                  "hits": sa.case((window_over, 1), else_=rate_limits.c.hits + 1)})
+                  "hits": sa.case((window_over, weight), else_=rate_limits.c.hits + weight)})
             .returning(rate_limits.c.window_start, rate_limits.c.hits)).one()
-        return limit.retry_after(row.window_start, row.hits - 1, now)
+        return limit.retry_after(row.window_start, row.hits - weight, now, weight)
 
     def blocked(self, limit: Limit, key: str, now: datetime) -> int | None:
         """Seconds to wait if the limit is already reached, without counting a hit."""
@@ -201,11 +203,13 @@ class RateLimits:
             rate_limits.c.scope == limit.scope, rate_limits.c.key == key)).first()
         return None if row is None else limit.retry_after(row.window_start, row.hits, now)
 
-    def refund(self, limit: Limit, key: str) -> None:
-        """Give back a hit counted before the work it guarded, which turned out fine."""
+    def refund(self, limit: Limit, key: str, weight: int = 1) -> None:
+        """Give back a hit counted before the work it guarded, which turned out fine (or,
+        for a quota, was refused and cost nothing)."""
         self._conn.execute(rate_limits.update().where(
             rate_limits.c.scope == limit.scope, rate_limits.c.key == key,
-            rate_limits.c.hits > 0).values(hits=rate_limits.c.hits - 1))
+            rate_limits.c.hits > 0).values(hits=sa.func.greatest(rate_limits.c.hits - weight,
+                                                                 0)))
 
     def clear(self, limit: Limit | Throttle, key: str) -> None:
         self._conn.execute(rate_limits.delete().where(rate_limits.c.scope == limit.scope,

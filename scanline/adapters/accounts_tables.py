@@ -83,7 +83,7 @@ rate_limits = sa.Table(
     sa.Column("scope", sa.Text, primary_key=True),
     sa.Column("key", sa.Text, primary_key=True),  # a digest, never an address in clear
     sa.Column("window_start", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("hits", sa.Integer, nullable=False),
+    sa.Column("hits", sa.BigInteger, nullable=False),  # a quota counts bytes (0007)
     sa.Column("blocked_until", sa.DateTime(timezone=True)),
 )
 

@@ -32,7 +32,8 @@ def _job(row: Row[Any]) -> Job:
                attempts=row.attempts, engine=row.engine, text=row.text, words=row.words,
                timings=row.timings, error=row.error, completed_at=row.completed_at,
                languages=row.languages, requested_engine=row.requested_engine,
-               pages=row.pages)
+               pages=row.pages, upload_etag=row.upload_etag, callback_url=row.callback_url,
+               upload_expires_at=row.upload_expires_at)
 
 
 class ClaimOutcome(enum.Enum):
@@ -54,11 +55,13 @@ class OcrJobs:
 
     def create(self, *, job_id: str, user_id: str, status: str, object_key: str,
                content_type: str | None, size: int | None, languages: str | None = None,
-               requested_engine: str | None = None) -> Job:
+               requested_engine: str | None = None, callback_url: str | None = None,
+               upload_expires_at: datetime | None = None) -> Job:
         row = self._conn.execute(ocr_jobs.insert().values(
             id=job_id, user_id=user_id, status=status, object_key=object_key,
             content_type=content_type, size=size, languages=languages,
-            requested_engine=requested_engine).returning(*ocr_jobs.c)).one()
+            requested_engine=requested_engine, callback_url=callback_url,
+            upload_expires_at=upload_expires_at).returning(*ocr_jobs.c)).one()
         return _job(row)
 
     def get(self, job_id: str) -> Job | None:
@@ -71,10 +74,49 @@ class OcrJobs:
             ocr_jobs.c.id == job_id, ocr_jobs.c.user_id == user_id)).first()
         return _job(row) if row else None
 
-    def recent(self, user_id: str, limit: int) -> list[Job]:
-        rows = self._conn.execute(sa.select(ocr_jobs).where(ocr_jobs.c.user_id == user_id)
-                                  .order_by(ocr_jobs.c.created_at.desc()).limit(limit))
+    def page(self, user_id: str, *, limit: int, status: str | None = None,
+             after: tuple[datetime, str] | None = None) -> list[Job]:
+        """The user's jobs, newest first, from just after ``after`` (the last one of the
+        previous page: its creation time and id, so a page never repeats or skips a job
+        however many are created meanwhile)."""
+        query = sa.select(ocr_jobs).where(ocr_jobs.c.user_id == user_id)
+        if status is not None:
+            query = query.where(ocr_jobs.c.status == status)
+        if after is not None:
+            query = query.where(sa.tuple_(ocr_jobs.c.created_at, ocr_jobs.c.id)
+                                < sa.tuple_(sa.literal(after[0]), sa.literal(after[1])))
+        rows = self._conn.execute(query.order_by(ocr_jobs.c.created_at.desc(),
+                                                 ocr_jobs.c.id.desc()).limit(limit))
         return [_job(r) for r in rows]
+
+    def delete_owned(self, job_id: str, user_id: str) -> Job | None:
+        """Delete the job (its idempotency key and callback go with it); the deleted job,
+        or None if ``user_id`` has no such job."""
+        row = self._conn.execute(ocr_jobs.delete().where(
+            ocr_jobs.c.id == job_id, ocr_jobs.c.user_id == user_id)
+            .returning(*ocr_jobs.c)).first()
+        return _job(row) if row else None
+
+    def expired(self, now: datetime, *, retention: timedelta, limit: int) -> list[Job]:
+        """Jobs past their life: ended longer than ``retention`` ago, or still waiting
+        for an upload whose URL has expired. Row-locked, skipping rows another run holds."""
+        rows = self._conn.execute(
+            sa.select(ocr_jobs).where(sa.or_(
+                ocr_jobs.c.completed_at < now - retention,
+                sa.and_(ocr_jobs.c.status == ocr.AWAITING_UPLOAD,
+                        ocr_jobs.c.upload_expires_at < now)))
+            .limit(limit).with_for_update(skip_locked=True))
+        return [_job(r) for r in rows]
+
+    def delete(self, job_ids: Iterable[str]) -> int:
+        return self._conn.execute(ocr_jobs.delete().where(
+            ocr_jobs.c.id.in_(list(job_ids)))).rowcount
+
+    def statuses(self, job_ids: Iterable[str]) -> dict[str, str]:
+        """Each job's status (the waiters' one query, ``scanline.adapters.job_watch``)."""
+        rows = self._conn.execute(sa.select(ocr_jobs.c.id, ocr_jobs.c.status)
+                                  .where(ocr_jobs.c.id.in_(list(job_ids))))
+        return {r.id: r.status for r in rows}
 
     def _transition(self, job_id: str, from_states: Iterable[str], *extra: Any,
                     **values: Any) -> Job | None:
@@ -85,10 +127,18 @@ class OcrJobs:
             .returning(*ocr_jobs.c)).first()
         return _job(row) if row else None
 
-    def mark_uploaded(self, job_id: str, *, content_type: str, size: int) -> Job | None:
-        """Presigned flow: the object has been checked; the job joins the queue."""
+    def mark_uploaded(self, job_id: str, *, content_type: str, size: int,
+                      etag: str) -> Job | None:
+        """Presigned flow: the object has been checked; the job joins the queue, pinned to
+        the object as checked (``etag``)."""
         return self._transition(job_id, {ocr.AWAITING_UPLOAD}, status=ocr.QUEUED,
-                                content_type=content_type, size=size)
+                                content_type=content_type, size=size, upload_etag=etag)
+
+    def refuse_upload(self, job_id: str, error: str) -> Job | None:
+        """Presigned flow: the uploaded object is not what the job allows; it has been
+        deleted, and the job ends with the reason."""
+        return self._transition(job_id, {ocr.AWAITING_UPLOAD}, status=ocr.FAILED,
+                                error=error, completed_at=sa.func.now())
 
     def claim(self, job_id: str, *, now: datetime, lease: timedelta) -> Claim:
         """Start a queued job, or restart one whose worker's lease has run out."""

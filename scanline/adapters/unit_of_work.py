@@ -38,6 +38,7 @@ from scanline.adapters.accounts_repo import (
 from scanline.adapters.db import Database
 from scanline.adapters.housekeeping import Housekeeping
 from scanline.adapters.ocr_jobs_repository import OcrJobs
+from scanline.adapters.ocr_lifecycle_repository import IdempotencyKeys, OcrCallbacks
 from scanline.adapters.tables import outbox, processed_events
 from scanline.events import Event
 from scanline.payloads import Payload
@@ -143,6 +144,14 @@ class UnitOfWork:
     @property
     def jobs(self) -> OcrJobs:
         return OcrJobs(self.conn)
+
+    @property
+    def idempotency(self) -> IdempotencyKeys:
+        return IdempotencyKeys(self.conn)
+
+    @property
+    def callbacks(self) -> OcrCallbacks:
+        return OcrCallbacks(self.conn)
 
     @property
     def housekeeping(self) -> Housekeeping:

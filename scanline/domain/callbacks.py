@@ -10,7 +10,11 @@ allow-list, which is empty by default, and redirects are never followed.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 from urllib.parse import urlsplit
+
+# Back-off between delivery attempts: 1 s, 2 s, 4 s ... then every 5 minutes.
+MAX_RETRY_DELAY = timedelta(minutes=5)
 
 
 def parse_hosts(setting: str) -> frozenset[str]:
@@ -29,3 +33,8 @@ def allowed(url: str, hosts: Iterable[str]) -> bool:
     host = parts.hostname.lower()
     allow = set(hosts)
     return host in allow or (port is not None and f"{host}:{port}" in allow)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """How long to wait after the ``attempts``-th failed delivery."""
+    return min(MAX_RETRY_DELAY, timedelta(seconds=2 ** min(max(attempts - 1, 0), 16)))

@@ -6,12 +6,16 @@ engines in ``scanline.ocr``.
 
 from __future__ import annotations
 
+import base64
+import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+from scanline.errors import InvalidInput
 from scanline.payloads import EmailRequested
 
 # A presigned job waits for the client's PUT; a multipart upload starts queued.
@@ -21,6 +25,7 @@ PROCESSING = "processing"
 DONE = "done"
 FAILED = "failed"
 FINISHED = frozenset({DONE, FAILED})
+STATUSES = frozenset({AWAITING_UPLOAD, QUEUED, PROCESSING, DONE, FAILED})
 # States the worker may (re)claim: "processing" too, because a worker killed mid-job
 # leaves it there and the broker redelivers the message.
 CLAIMABLE = frozenset({QUEUED, PROCESSING})
@@ -127,6 +132,15 @@ class Job:
     languages: str | None = None  # what the job asked for (None: the deployment's default)
     requested_engine: str | None = None
     pages: list[dict[str, Any]] | None = None  # None for jobs done before documents
+    upload_etag: str | None = None  # the upload as checked at submit: what the worker reads
+    callback_url: str | None = None
+    upload_expires_at: datetime | None = None  # a presigned job is abandoned after it
+
+    def expires_at(self, retention: timedelta) -> datetime | None:
+        """When housekeeping deletes the job with its upload and results."""
+        if self.status == AWAITING_UPLOAD:
+            return self.upload_expires_at
+        return self.completed_at + retention if self.completed_at else None
 
     @property
     def all_words(self) -> list[dict[str, Any]] | None:
@@ -141,6 +155,11 @@ def object_key(user_id: str, job_id: str) -> str:
 def pdf_key(user_id: str, job_id: str) -> str:
     """Where the worker keeps a job's searchable PDF (it outlives the upload)."""
     return f"outputs/{quote(user_id, safe='')}/{job_id}.pdf"
+
+
+def stored_keys(job: Job) -> tuple[str, str]:
+    """Every object a job may have in the store: deleting a job deletes these."""
+    return job.object_key, pdf_key(job.user_id, job.id)
 
 
 def rectangle(left: int, top: int, width: int, height: int) -> tuple[Point, ...]:
@@ -172,10 +191,12 @@ _NULLABLE_TEXT = {"type": ["string", "null"]}
 _TIMESTAMP = {"type": "string", "format": "date-time"}
 _SUMMARY_FIELDS: dict[str, Any] = {
     "job_id": {"type": "string", "format": "uuid"},
-    "status": {"enum": [AWAITING_UPLOAD, QUEUED, PROCESSING, DONE, FAILED]},
+    "status": {"enum": sorted(STATUSES)},
     "status_url": {"type": "string", "format": "uri"},
     "created_at": _TIMESTAMP,
     "completed_at": {"anyOf": [_TIMESTAMP, {"type": "null"}]},
+    # When the job, its upload and its results are deleted (null while it runs).
+    "expires_at": {"anyOf": [_TIMESTAMP, {"type": "null"}]},
 }
 _POINT = {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2}
 _BOX = {"type": "array", "items": _POINT, "minItems": 4, "maxItems": 4}
@@ -206,27 +227,59 @@ _JOB_FIELDS: dict[str, Any] = {
     "pages": {"type": ["array", "null"], "items": _PAGE},
     "languages": _NULLABLE_TEXT, "requested_engine": {"enum": [*ENGINES, None]},
     "timings": {"type": ["object", "null"]},
+    # The completion callback's delivery (null: the job named no callback_url).
+    "callback": {"anyOf": [{"type": "null"}, {
+        "type": "object", "additionalProperties": False,
+        "required": ["url", "state", "attempts", "last_error", "delivered_at"],
+        "properties": {"url": {"type": "string", "format": "uri"},
+                       "state": {"enum": ["pending", "delivered", "dead"]},
+                       "attempts": {"type": "integer", "minimum": 0},
+                       "last_error": _NULLABLE_TEXT,
+                       "delivered_at": {"anyOf": [_TIMESTAMP, {"type": "null"}]}}}]},
 }
 JOB: dict[str, Any] = {"type": "object", "properties": _JOB_FIELDS,
                        "required": list(_JOB_FIELDS), "additionalProperties": False}
 
 
-def job_view(job: Job, status_url: str) -> dict[str, Any]:
+def cursor_after(job: Job) -> str:
+    """The opaque ``cursor`` of the page after ``job``: its creation time and id."""
+    raw = json.dumps([job.created_at.isoformat(), job.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def from_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (creation time, id) a ``cursor`` stands for; 422 for one this API did not give."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, job_id = json.loads(raw)
+        return datetime.fromisoformat(created), str(uuid.UUID(job_id))
+    except (ValueError, TypeError):
+        raise InvalidInput("cursor is not one a listing of jobs returned") from None
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def summary_view(job: Job, status_url: str, retention: timedelta) -> dict[str, Any]:
+    return {"job_id": job.id, "status": job.status, "status_url": status_url,
+            "created_at": job.created_at.isoformat(), "completed_at": _iso(job.completed_at),
+            "expires_at": _iso(job.expires_at(retention))}
+
+
+def job_view(job: Job, status_url: str, retention: timedelta,
+             callback: dict[str, Any] | None = None) -> dict[str, Any]:
     """The document ``GET /function/ocr-jobs/<id>`` answers with."""
     return {
-        "job_id": job.id, "status": job.status, "status_url": status_url,
+        **summary_view(job, status_url, retention),
         "text": job.text, "words": job.all_words, "pages": job.pages,
         "languages": job.languages, "requested_engine": job.requested_engine,
-        "engine": job.engine, "timings": job.timings,
-        "error": job.error, "created_at": job.created_at.isoformat(),
-        "completed_at": job.completed_at.isoformat() if job.completed_at else None,
+        "engine": job.engine, "timings": job.timings, "error": job.error,
+        "callback": callback if callback is not None else (
+            None if job.callback_url is None else
+            {"url": job.callback_url, "state": "pending", "attempts": 0, "last_error": None,
+             "delivered_at": None}),
     }
-
-
-def summary_view(job: Job, status_url: str) -> dict[str, Any]:
-    return {"job_id": job.id, "status": job.status, "status_url": status_url,
-            "created_at": job.created_at.isoformat(),
-            "completed_at": job.completed_at.isoformat() if job.completed_at else None}
 
 
 def completion_email(to: str, job_id: str, text: str) -> EmailRequested:

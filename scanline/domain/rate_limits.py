@@ -24,10 +24,12 @@ class Limit:
     allowed: int
     window: timedelta
 
-    def retry_after(self, window_start: datetime, hits: int, now: datetime) -> int | None:
-        """Seconds until the next hit is allowed, or None if a hit is allowed now."""
+    def retry_after(self, window_start: datetime, hits: int, now: datetime,
+                    weight: int = 1) -> int | None:
+        """Seconds until a hit of ``weight`` (a quota counts bytes: the upload's size) is
+        allowed after ``hits``, or None if it is allowed now."""
         window_end = window_start + self.window
-        if hits < self.allowed or window_end <= now:
+        if hits + weight <= self.allowed or window_end <= now:
             return None
         return max(1, math.ceil((window_end - now).total_seconds()))
 

@@ -51,10 +51,8 @@ class OcrSettings:
     limits: DocumentLimits
     delete_after_success: bool
     max_attempts: int
-    upload_url_ttl: int
     # How long a claimed job stays the worker's without a renewal (scanline.ocr.lease).
     lease: timedelta = timedelta(seconds=15)
-    max_wait_seconds: int = 30
     # What a job may ask for: the languages whose models the deployment installs, and the
     # engines its ocr image has (keras-ocr needs its weights baked in).
     allowed_languages: tuple[str, ...] = ("eng", "deu", "fra", "spa", "ita", "por")
@@ -81,7 +79,6 @@ class OcrSettings:
                 render_dpi=int(get("OCR_PDF_DPI", "300"))),
             delete_after_success=_flag(get("OCR_DELETE_AFTER_SUCCESS", "true")),
             max_attempts=int(get("OCR_MAX_ATTEMPTS", "5")),
-            upload_url_ttl=int(get("OCR_UPLOAD_URL_TTL", "900")),
             lease=timedelta(seconds=float(get("OCR_LEASE_SECONDS", "15"))),
             allowed_languages=_names(get("OCR_ALLOWED_LANGUAGES", "eng,deu,fra,spa,ita,por")),
             allowed_engines=_names(get("OCR_ENGINES", f"{TESSERACT},{KERAS_OCR}")),

@@ -171,6 +171,7 @@ class Function:
         values.update({
             "body": lambda: inputs.body(op, req),
             "query": lambda: inputs.query(op, req.args),
+            "headers": lambda: inputs.headers(op, req.headers),
             "files": lambda: req.files.to_dict(),
             "request": lambda: Call(req.method, path, dict(req.headers), client_address(
                 req.remote_addr or "", req.headers.get("X-Forwarded-For", ""), self.proxies)),

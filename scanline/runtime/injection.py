@@ -1,11 +1,12 @@
 """Views receive what they use by parameter name, resolved when the app is built.
 
 A view's parameters are read once, at start-up, and each name must be one the runtime
-knows: a per-call value (``body``, ``query``, ``files``, ``request``, ``caller`` and path
-variables for HTTP operations; ``event`` and ``envelope`` for event handlers; ``uow`` for
-both) or a process-wide dependency of ``scanline.bootstrap.PROVIDERS``. An unknown name, or
-``caller`` on an operation that does not require a token, fails the start of the function
-with a message naming the view, never a request later. What the views use also decides
+knows: a per-call value (``body``, ``query``, ``headers``, ``files``, ``request``,
+``caller`` and path variables for HTTP operations; ``event`` and ``envelope`` for event
+handlers; ``uow`` for both) or a process-wide dependency of
+``scanline.bootstrap.PROVIDERS``. An unknown name, or ``caller`` on an operation that does
+not require a token, fails the start of the function with a message naming the view,
+never a request later. What the views use also decides
 what ``/_/ready`` checks: nobody keeps a list of dependencies by hand.
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 from scanline.bootstrap import PROVIDERS, Container
 from scanline.runtime.routing import EventHandler, Operation, Routes
 
-HTTP_VALUES = frozenset({"body", "query", "files", "request", "uow"})
+HTTP_VALUES = frozenset({"body", "query", "headers", "files", "request", "uow"})
 EVENT_VALUES = frozenset({"event", "envelope", "uow"})
 
 

@@ -1,4 +1,4 @@
-"""A plain call's body and query, read and checked against what its operation declares.
+"""A plain call's body, query and headers, read and checked against what its operation declares.
 
 The body is read for the media types the operation lists and no other (415 names the
 ones it takes); JSON with ``scanline.jsontext``'s bounds, forms with werkzeug's limits,
@@ -66,6 +66,13 @@ def _convert(value: str, schema: Mapping[str, Any]) -> Any:
     if kind == "boolean" and value in ("true", "false"):
         return value == "true"
     return value
+
+
+def headers(op: Operation, sent: Mapping[str, str]) -> dict[str, Any]:
+    """The declared headers that were sent, by their declared name (HTTP header names are
+    case-insensitive; ``sent`` is werkzeug's headers, which looks them up so)."""
+    values = {name: sent[name] for name in op.headers if sent.get(name) is not None}
+    return compiled(op.headers_schema).check(values)
 
 
 def query(op: Operation, args: Mapping[str, str]) -> dict[str, Any]:

@@ -46,6 +46,8 @@ def _operation(function: str, op: Operation, method: str) -> dict[str, Any]:
     _, parameters = _path(op.rule)
     parameters += [{"name": name, "in": "query", "required": False, "schema": dict(schema)}
                    for name, schema in op.query.items()]
+    parameters += [{"name": name, "in": "header", "required": False, "schema": dict(schema)}
+                   for name, schema in op.headers.items()]
     responses: dict[str, Any] = {}
     for status, schema in sorted(op.responses.items()):
         entry: dict[str, Any] = {"description": f"{status}"}

@@ -57,6 +57,10 @@ class Operation:
     # All query parameters as one object schema (what ``query`` values are checked by).
     query_schema: Schema = field(default_factory=lambda: {"type": "object"})
     errors: str = PROBLEM
+    # Request headers the view reads (``headers``), by their canonical name, checked as
+    # one object schema like the query.
+    headers: Mapping[str, Schema] = field(default_factory=dict)
+    headers_schema: Schema = field(default_factory=lambda: {"type": "object"})
 
 
 @dataclass(frozen=True)
@@ -79,9 +83,10 @@ class Routes:
              body: Mapping[str, Schema] | None = None,
              responses: Mapping[int, Schema | None] | None = None,
              query: Mapping[str, Schema] | None = None, auth: bool = False,
-             emits: Sequence[type[Payload]] = (),
-             errors: str = PROBLEM) -> Callable[[View], View]:
-        for schema in [*(body or {}).values(), *(query or {}).values()]:
+             emits: Sequence[type[Payload]] = (), errors: str = PROBLEM,
+             headers: Mapping[str, Schema] | None = None) -> Callable[[View], View]:
+        for schema in [*(body or {}).values(), *(query or {}).values(),
+                       *(headers or {}).values()]:
             compiled(schema)  # a broken schema fails at start-up, not at the first request
 
         def register(view: View) -> View:
@@ -95,8 +100,10 @@ class Routes:
                                   dict(responses or {200: None}), dict(query or {}), auth,
                                   tuple(emits), tuple(sorted(werkzeug_rule.arguments)),
                                   {"type": "object", "properties": dict(query or {})},
-                                  errors)
+                                  errors, dict(headers or {}),
+                                  {"type": "object", "properties": dict(headers or {})})
             compiled(operation.query_schema)
+            compiled(operation.headers_schema)
             self._operations[endpoint] = operation
             self.operations.append(operation)
             return view

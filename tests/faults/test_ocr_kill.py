@@ -14,7 +14,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
-import requests
 import sqlalchemy as sa
 
 from bench.ocr_client import OcrClient
@@ -37,7 +36,7 @@ SAMPLE = next(s for s in generated() if s.name == "sans-20")  # the smallest ima
 def statuses(users: list[OcrClient]) -> dict[str, str]:
     found = {}
     for user in users:
-        r = requests.get(user.url, headers=user.auth, timeout=30)
+        r = user.list(limit=100)
         r.raise_for_status()
         found.update({j["job_id"]: j["status"] for j in r.json()["jobs"]})
     return found

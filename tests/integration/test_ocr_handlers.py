@@ -95,7 +95,7 @@ def upload(fn: Function, headers: dict[str, str], data: bytes, name: str = "a.pn
 
 
 def staged_job(deps: Container, user_id: str, data: bytes, status: str = ocr.QUEUED,
-               content_type: str = "image/png", **asked: str) -> str:
+               content_type: str = "image/png", **asked: Any) -> str:
     """A job as ocr-jobs leaves it, without its event (so no stack process picks it up)."""
     job_id = str(uuid.uuid4())
     key = ocr.object_key(user_id, job_id)
@@ -185,6 +185,7 @@ def test_jobs_are_visible_to_their_owner_only(jobs_fn: Function) -> None:
     assert jobs_fn.client.get(f"/{job_id}", headers=other).status_code == 404
     assert jobs_fn.client.get(f"/{uuid.uuid4()}", headers=owner).status_code == 404
     assert [j["job_id"] for j in jobs_fn.client.get("/", headers=owner).json["jobs"]] == [job_id]
+    assert jobs_fn.client.delete(f"/{job_id}", headers=other).status_code == 404
     assert jobs_fn.client.get("/", headers=other).json["jobs"] == []
     assert jobs_fn.client.get(f"/{job_id}?wait=31", headers=owner).status_code == 422
 
@@ -207,34 +208,48 @@ def test_wait_returns_as_soon_as_the_job_ends(jobs_fn: Function) -> None:
     assert 0.4 < time.monotonic() - started < 2
 
 
+def post_upload(presigned: dict[str, Any], data: bytes) -> requests.Response:
+    """The client's browser-based POST to S3, as the presign answer tells it to."""
+    return requests.post(presigned["upload_url"], data=presigned["upload_fields"],
+                         files={"file": ("doc", data)}, timeout=10)
+
+
 def test_presigned_upload_then_submit(jobs_fn: Function, tap: EventTap) -> None:
     _, _, auth = new_user(jobs_fn.deps)
     r = jobs_fn.client.post("/", headers=auth, json={"content_type": "image/png",
                                                      "size": len(SAMPLE.data)})
     assert r.status_code == 201 and r.json["expires_in"] == 900
     job_id = r.json["job_id"]
+    assert r.json["submit_url"].endswith(f"/function/ocr-jobs/{job_id}/submit")
     assert jobs_fn.client.post(f"/{job_id}/submit", headers=auth).status_code == 409
-    put = requests.put(r.json["upload_url"], data=SAMPLE.data,
-                       headers={"Content-Type": "image/png"}, timeout=10)
-    assert put.status_code == 200
+    assert post_upload(r.json, SAMPLE.data).status_code == 204
     with tap.listen(OcrRequested.TYPE) as received:
         assert jobs_fn.client.post(f"/{job_id}/submit", headers=auth).status_code == 202
         received.wait_until(lambda e: e.subject == job_id)
         assert jobs_fn.client.post(f"/{job_id}/submit", headers=auth).status_code == 202
         time.sleep(0.5)
         assert len([e for e in received.events if e.subject == job_id]) == 1
+    assert job_row(jobs_fn.deps, job_id).upload_etag
 
 
 def test_presigned_upload_of_the_wrong_type_or_size_is_refused(jobs_fn: Function) -> None:
-    _, _, auth = new_user(jobs_fn.deps)
+    user_id, _, auth = new_user(jobs_fn.deps)
     assert jobs_fn.client.post("/", headers=auth, json={
         "content_type": "image/png", "size": 10**9}).status_code == 413
     assert jobs_fn.client.post("/", headers=auth, json={
         "content_type": "image/gif", "size": 10}).status_code == 422
-    r = jobs_fn.client.post("/", headers=auth, json={"content_type": "image/jpeg", "size": 10})
-    requests.put(r.json["upload_url"], data=SAMPLE.data, headers={"Content-Type": "image/jpeg"},
-                 timeout=10)
-    assert jobs_fn.client.post(f"/{r.json['job_id']}/submit", headers=auth).status_code == 415
+    # Declared a JPEG of its size, stored a PNG: the object is refused at submit and gone.
+    r = jobs_fn.client.post("/", headers=auth, json={"content_type": "image/jpeg",
+                                                     "size": len(SAMPLE.data)})
+    assert post_upload(r.json, SAMPLE.data).status_code == 204
+    job_id = r.json["job_id"]
+    refused = jobs_fn.client.post(f"/{job_id}/submit", headers=auth)
+    assert refused.status_code == 415 and "image/jpeg" in refused.json["detail"]
+    with pytest.raises(NotFound):
+        jobs_fn.deps.store.head(ocr.object_key(user_id, job_id))
+    assert job_row(jobs_fn.deps, job_id).status == "failed"
+    again = jobs_fn.client.post(f"/{job_id}/submit", headers=auth)
+    assert again.status_code == 409 and "refused" in again.json["detail"]
 
 
 # --- ocr ------------------------------------------------------------------------------

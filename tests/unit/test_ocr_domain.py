@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from bench.ocr_samples import word_recall
 from scanline.domain import ocr
@@ -46,14 +46,16 @@ def test_job_view_has_the_documented_fields() -> None:
               content_type="image/png", size=10, created_at=datetime(2025, 1, 1, tzinfo=UTC),
               engine="tesseract", text="hi", words=[{"text": "hi", "box": [[0, 0]] * 4}],
               timings={"engine_ms": 1.0}, completed_at=datetime(2025, 1, 1, 0, 1, tzinfo=UTC))
-    view = ocr.job_view(job, "http://x/function/ocr-jobs/j1")
+    view = ocr.job_view(job, "http://x/function/ocr-jobs/j1", timedelta(days=7))
     assert set(view) == set(ocr.JOB["properties"])
     assert view["status"] == "done" and view["completed_at"].startswith("2025-01-01T00:01")
+    assert view["expires_at"].startswith("2025-01-08T00:01") and view["callback"] is None
     assert view["words"] == job.words and view["pages"] is None  # a job from before pages
     paged = ocr.job_view(Job(**{**job.__dict__, "words": None, "pages": [
         {"page": 1, "width": 1, "height": 1, "angle": 0, "text": "hi", "lines": [
             {"text": "hi", "box": [[0, 0]] * 4,
-             "words": [{"text": "hi", "box": [[0, 0]] * 4, "confidence": 1.0}]}]}]}), "u")
+             "words": [{"text": "hi", "box": [[0, 0]] * 4, "confidence": 1.0}]}]}]}), "u",
+        timedelta(days=7))
     assert paged["words"] == [{"text": "hi", "box": [[0, 0]] * 4, "confidence": 1.0,
                                "page": 1}]
 
