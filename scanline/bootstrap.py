@@ -37,7 +37,8 @@ from scanline.errors import DependencyUnavailable
 from scanline.events import Event, new_event
 from scanline.logs import current_traceparent
 from scanline.payloads import Payload
-from scanline.secrets import EVENT_KEYRING, Secrets, event_key_secret
+from scanline.sealing import Opener, Sealer
+from scanline.secrets import EVENT_KEYRING, SEAL_KEY, SEAL_PUBLIC_KEY, Secrets, event_key_secret
 from scanline.settings import Settings
 from scanline.signing import EventSigner, EventVerifier, Keyring, source_of
 
@@ -213,12 +214,24 @@ class Container:
             self.event_keyring, self.clock,
             max_age=timedelta(seconds=self.settings.event_max_age)))
 
+    @property
+    def sealer(self) -> Sealer:
+        return self._once("sealer", lambda: self._key_material(SEAL_PUBLIC_KEY,
+                                                               Sealer.from_pem))
+
+    @property
+    def opener(self) -> Opener:
+        return self._once("opener", lambda: self._key_material(SEAL_KEY, Opener.from_pem))
+
     def _signed_event(self, payload: Payload, subject: str | None) -> Event:
         producer = self.settings.function_name
         if producer not in payload.PRODUCERS:
             raise RuntimeError(f"{producer} may not emit {payload.TYPE} (scanline.payloads)")
+        data = payload.to_data()
+        if payload.SEALED:
+            data = self.sealer.seal(payload.TYPE, data)
         return self.event_signer.sign(new_event(
-            payload.TYPE, payload.to_data(), source=source_of(producer), time=self.clock.now(),
+            payload.TYPE, data, source=source_of(producer), time=self.clock.now(),
             subject=subject, traceparent=current_traceparent()))
 
     def unit_of_work(self, emits: Sequence[type[Payload]] = ()) -> UnitOfWork:
@@ -235,6 +248,12 @@ class Container:
             return
         if dependency == "event-keyring":
             self.event_verifier  # noqa: B018
+            return
+        if dependency == "seal-key":
+            self.opener  # noqa: B018
+            return
+        if dependency == "seal-public-key":
+            self.sealer  # noqa: B018
             return
         adapter = {"db": lambda: self.db, "bus": lambda: self.publisher,
                    "store": lambda: self.store, "mail": lambda: self.mailer}[dependency]()

@@ -45,6 +45,8 @@ class Payload:
     TYPE: ClassVar[str]
     PRODUCERS: ClassVar[frozenset[str]]
     SCHEMA: ClassVar[dict[str, Any]]
+    # Sealed for its consumer (scanline.sealing): on the wire only send-email can read it.
+    SEALED: ClassVar[bool] = False
 
     def to_data(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)  # type: ignore[arg-type]
@@ -64,11 +66,11 @@ P = TypeVar("P", bound=type[Payload])
 REGISTRY: dict[str, type[Payload]] = {}
 
 
-def event_type(type_: str, *, producers: set[str]) -> Callable[[P], P]:
+def event_type(type_: str, *, producers: set[str], sealed: bool = False) -> Callable[[P], P]:
     def register(cls: P) -> P:
         cls = dataclasses.dataclass(frozen=True, kw_only=True)(cls)
         fields = dataclasses.fields(cls)  # type: ignore[arg-type]
-        cls.TYPE, cls.PRODUCERS = type_, frozenset(producers)
+        cls.TYPE, cls.PRODUCERS, cls.SEALED = type_, frozenset(producers), sealed
         cls.SCHEMA = strict_object(
             {f.name: f.metadata["schema"] for f in fields},
             required=[f.name for f in fields if f.default is dataclasses.MISSING])
@@ -108,10 +110,11 @@ class UserVerified(Payload):
     user_id: str = prop(UUID)
 
 
-@event_type("io.scanline.email.requested.v1", producers={"issue-otp", "ocr"})
+@event_type("io.scanline.email.requested.v1", producers={"issue-otp", "ocr"}, sealed=True)
 class EmailRequested(Payload):
     """A mail for send-email to deliver. The one type that may carry a verification code
-    (in ``text``), because the mail itself is how the code reaches its owner."""
+    (in ``text``), because the mail itself is how the code reaches its owner; sealed, so
+    nobody but send-email reads it on the broker."""
 
     to: str = prop(EMAIL_ADDRESS)
     subject: str = prop({"type": "string", "minLength": 1, "maxLength": 998,

@@ -15,6 +15,10 @@ from scanline.errors import DependencyUnavailable
 # mounts only secrets into functions, so it travels the same way.
 EVENT_KEYRING = "event-public-keys"
 _EVENT_KEY_PREFIX = "event-key-"
+# Sealed event data (scanline.sealing): send-email's private keys, and the public key the
+# producers of sealed types seal with (no secret in it; it travels the same way).
+SEAL_KEY = "event-seal-key"
+SEAL_PUBLIC_KEY = "event-seal-public-key"
 
 
 def event_key_secret(function: str) -> str:
@@ -35,6 +39,8 @@ SECRET_KINDS: dict[str, str] = {
     "jwt-previous-signing-key": "ed25519-pem",
     "otp-hmac-key": "hmac-key",
     EVENT_KEYRING: "event-keyring",
+    SEAL_KEY: "x25519-pem",
+    SEAL_PUBLIC_KEY: "x25519-public-pem",
 }
 
 

@@ -65,6 +65,7 @@ FUNCTION_NAMESPACE = "openfaas-fn"
 # What a readiness check reports, named as an operator knows the servers.
 DEPENDENCY_NAMES = {"db": "postgresql", "bus": "rabbitmq", "store": "s3", "mail": "smtp",
                     "event-signing-key": "secrets", "event-keyring": "secrets",
+                    "seal-key": "secrets", "seal-public-key": "secrets",
                     "secrets": "secrets"}
 INVOCATIONS = Counter("gateway_function_invocation", "Function invocations through the gateway",
                       ["function_name", "code"])

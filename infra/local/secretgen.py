@@ -2,9 +2,10 @@
 
 A secret is never overwritten: the database role and the broker user are set from these
 files, so regenerating one would lock the running stack out of its own services. The one
-exception is the event keyring (``event-public-keys``), which holds no secret and is
-derived: it is rewritten from the ``event-key-<function>`` files beside it (plus the
-public keys a rotation keeps, ``rotate_event_key``) every time.
+exceptions hold no secret and are derived: the event keyring (``event-public-keys``),
+rewritten from the ``event-key-<function>`` files beside it (plus the public keys a
+rotation keeps, ``rotate_event_key``) every time, and ``event-seal-public-key``, the public
+half of the newest key in ``event-seal-key``.
 """
 
 from __future__ import annotations
@@ -19,9 +20,17 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from infra.local import paths
-from scanline.secrets import EVENT_KEYRING, event_key_secret, secret_kind
+from scanline.sealing import Opener
+from scanline.secrets import (
+    EVENT_KEYRING,
+    SEAL_KEY,
+    SEAL_PUBLIC_KEY,
+    event_key_secret,
+    secret_kind,
+)
 from scanline.signing import Keyring, TrustedKey, key_id, keyring_document
 
 ALWAYS = ("postgres-password", "rabbitmq-password", "s3-access-key", "s3-secret-key")
@@ -47,12 +56,21 @@ def _ed25519_pem() -> str:
         serialization.NoEncryption()).decode()
 
 
+def _x25519_pem() -> str:
+    return X25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()).decode()
+
+
 GENERATORS: dict[str, Callable[[], str]] = {
     "password": _password,
     "hmac-key": _hmac_key,
     "access-key": _access_key,
     "ed25519-pem": _ed25519_pem,
+    "x25519-pem": _x25519_pem,
 }
+# Derived from another secret file, rewritten from it every time: they hold no secret.
+DERIVED = (EVENT_KEYRING, SEAL_PUBLIC_KEY)
 
 
 def _write(path: Path, value: str, *, replace: bool = False) -> None:
@@ -75,15 +93,19 @@ def ensure_secrets(names: Iterable[str], directory: Path = paths.SECRETS_DIR) ->
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o700)
     created = []
-    wanted = sorted(set(names) | set(ALWAYS))
-    for name in wanted:
+    wanted = set(names) | set(ALWAYS)
+    if SEAL_PUBLIC_KEY in wanted:
+        wanted.add(SEAL_KEY)  # the public key is derived from it
+    for name in sorted(wanted):
         path = directory / name
-        if path.exists() or name == EVENT_KEYRING:
+        if path.exists() or name in DERIVED:
             continue
         _write(path, GENERATORS[secret_kind(name) or "password"]())
         created.append(name)
     if EVENT_KEYRING in wanted:
         write_keyring(directory)
+    if SEAL_PUBLIC_KEY in wanted:
+        write_seal_public_key(directory)
     return created
 
 
@@ -110,6 +132,30 @@ def write_keyring(directory: Path = paths.SECRETS_DIR) -> Path:
     path = directory / EVENT_KEYRING
     _write(path, json.dumps(document, indent=1, sort_keys=True), replace=True)
     return path
+
+
+def write_seal_public_key(directory: Path = paths.SECRETS_DIR) -> Path:
+    """``event-seal-public-key``: the public half of the first key in ``event-seal-key``
+    (the newest, during a rotation)."""
+    current = Opener.from_pem((directory / SEAL_KEY).read_text())
+    path = directory / SEAL_PUBLIC_KEY
+    _write(path, current.public_pem(), replace=True)
+    return path
+
+
+def rotate_seal_key(directory: Path = paths.SECRETS_DIR) -> None:
+    """A new sealing key in front of the current ones: send-email opens both, the
+    producers seal with the new one once they get the new public key. Deploy send-email's
+    secret first; ``retire_seal_keys`` drops the old ones once nothing sealed for them is
+    left on the broker (the replay window)."""
+    path = directory / SEAL_KEY
+    _write(path, _x25519_pem() + path.read_text(), replace=True)
+    write_seal_public_key(directory)
+
+
+def retire_seal_keys(directory: Path = paths.SECRETS_DIR) -> None:
+    path = directory / SEAL_KEY
+    _write(path, Opener.from_pem(path.read_text()).first_pem(), replace=True)
 
 
 def rotate_event_key(function: str, directory: Path = paths.SECRETS_DIR) -> None:
@@ -161,8 +207,9 @@ def read_secret(name: str, directory: Path = paths.SECRETS_DIR) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m infra.local.secretgen rotate-event-key FUNCTION | retire-event-keys |
-    compose`` (``SECRETS_DIR`` picks the folder; then upload with
-    infra/openfaas/create-secrets.sh, or ``compose`` for docker-compose's copies)."""
+    rotate-seal-key | retire-seal-keys | compose`` (``SECRETS_DIR`` picks the folder; then
+    upload with infra/openfaas/create-secrets.sh, or ``compose`` for docker-compose's
+    copies)."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m infra.local.secretgen")
@@ -170,6 +217,8 @@ def main(argv: list[str] | None = None) -> None:
     rotate = commands.add_parser("rotate-event-key", help="a new signing key for a function")
     rotate.add_argument("function")
     commands.add_parser("retire-event-keys", help="drop public keys kept by rotations")
+    commands.add_parser("rotate-seal-key", help="a new key for sealed event data")
+    commands.add_parser("retire-seal-keys", help="keep only the newest sealing key")
     commands.add_parser("compose", help="readable copies of every secret docker-compose mounts")
     args = parser.parse_args(argv)
     if args.command == "compose":
@@ -177,6 +226,12 @@ def main(argv: list[str] | None = None) -> None:
 
         target = export_for_compose(compose_secret_names())
         print(f"docker-compose secrets in {target}")
+    elif args.command == "rotate-seal-key":
+        rotate_seal_key()
+        print(f"new key first in {SEAL_KEY}; {SEAL_PUBLIC_KEY} is its public key")
+    elif args.command == "retire-seal-keys":
+        retire_seal_keys()
+        print(f"{SEAL_KEY} now holds only the newest key")
     elif args.command == "rotate-event-key":
         rotate_event_key(args.function)
         print(f"new {event_key_secret(args.function)}; {EVENT_KEYRING} keeps the old key")

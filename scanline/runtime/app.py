@@ -139,7 +139,10 @@ class Function:
         handler = self.routes.events.get(event.type)
         if handler is None:
             raise BadRequest(f"{self.name} does not handle {event.type} events")
-        payload = handler.payload.from_data(event.data)
+        data = event.data
+        if handler.payload.SEALED:  # opened only after the signature held
+            data = self.container.opener.open(event.type, data)
+        payload = handler.payload.from_data(data)
         uow = self.container.unit_of_work(handler.emits)
         plan = self.event_plans[event.type]
         values = {"event": lambda: payload, "envelope": lambda: event, "uow": lambda: uow}

@@ -76,15 +76,21 @@ def plan_hook(function: str, hook: Callable[..., Any]) -> Plan:
 
 def readiness(routes: Routes, plans: Iterable[Plan]) -> tuple[str, ...]:
     """The dependencies ``/_/ready`` checks: what the views use, and the broker and the
-    event keys when the function emits or receives events."""
+    event keys when the function emits or receives events (and the sealing keys when
+    they are sealed)."""
     checks: list[str] = []
     for plan in plans:
         if "uow" in plan.per_call:
             checks.append("db")
         for name in plan.dependencies:
             checks.extend(PROVIDERS[name].needs)
-    if any(emits for _, emits in routes.views()):
+    emitted = {payload for _, emits in routes.views() for payload in emits}
+    if emitted:
         checks += ["bus", "event-signing-key"]
+    if any(payload.SEALED for payload in emitted):
+        checks.append("seal-public-key")
     if routes.events:
         checks.append("event-keyring")
+    if any(handler.payload.SEALED for handler in routes.events.values()):
+        checks.append("seal-key")
     return tuple(dict.fromkeys(checks))

@@ -28,7 +28,7 @@ from scanline.events import Event
 from scanline.payloads import EmailRequested, OcrRequested
 from scanline.secrets import Secrets, event_key_secret
 from scanline.signing import KEY_ID, SIGNATURE, key_id, signed_bytes
-from tests.support.broker import publish, take_messages
+from tests.support.broker import EventTap, publish, take_messages
 from tests.support.mailbox import Mailbox
 from tests.support.signing import STACK_SECRETS, signed, signed_data
 from tests.support.stack import Stack
@@ -141,6 +141,25 @@ def test_straight_onto_the_exchange_forgeries_are_dead_lettered_with_the_reason(
     assert dead.startswith("401 ") and reason in dead, dead
     assert no_mail(mailbox, subject, wait=0)
     assert mailbox.matching(to="attacker@example.com", subject=subject) == []
+
+
+def test_a_reader_of_the_broker_sees_no_mail_content(stack: Stack, mailbox: Mailbox,
+                                                     subject: str, tap: EventTap) -> None:
+    """Every holder of the broker's credentials can bind a queue of its own: the mail a
+    producer asks for (a code, a document's text) is sealed for send-email alone."""
+    with tap.listen(EmailRequested.TYPE) as received:
+        publish(stack.amqp_url, EmailRequested.TYPE, signed(mail(subject), "issue-otp")
+                .to_structured())
+        received.wait_until(lambda e: e.data.get("subject") == subject)
+        raw = [body for body in received.raw if b"sealed" in body]
+    mailbox.wait_for(subject=subject)
+    assert raw and all(subject.encode() not in body and b"victim@" not in body for body in raw)
+    # Data in clear, even under a producer's valid signature, is not a mail.
+    clear = signed_data(EmailRequested.TYPE, mail(subject + " clear").to_data(), "issue-otp",
+                        sealed=False)
+    publish(stack.amqp_url, EmailRequested.TYPE, clear.to_structured())
+    dead = dead_letter_reason(stack, "send-email", clear.id)
+    assert dead.startswith("422 ") and "sealed" in dead, dead
 
 
 def test_a_replayed_event_has_no_second_effect(stack: Stack, mailbox: Mailbox,

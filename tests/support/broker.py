@@ -11,6 +11,7 @@ import pika
 
 from scanline.adapters.topology import EXCHANGE
 from scanline.events import Event, parse_structured
+from tests.support.signing import opened
 
 
 class Received:
@@ -22,7 +23,9 @@ class Received:
     def add(self, body: bytes) -> None:
         with self._cond:
             self.raw.append(body)
-            self.events.append(parse_structured(body))
+            # Sealed data opened with the stack's key, as send-email would: a test reads
+            # the mail a producer asked for (``raw`` keeps what the broker carried).
+            self.events.append(opened(parse_structured(body)))
             self._cond.notify_all()
 
     def wait_for(self, event_id: str, timeout: float = 10.0) -> Event:

@@ -20,14 +20,12 @@ from prometheus_client import REGISTRY
 from infra.local.secretgen import ensure_secrets
 from scanline import errors, tracing
 from scanline.bootstrap import Container
-from scanline.events import new_event
 from scanline.payloads import EmailRequested
 from scanline.runtime import Response, Routes, metrics
 from scanline.runtime.app import create_app
-from scanline.secrets import EVENT_KEYRING, event_key_secret
+from scanline.secrets import EVENT_KEYRING, SEAL_PUBLIC_KEY, event_key_secret
 from scanline.settings import Settings
-from scanline.signing import source_of
-from tests.support.signing import sign
+from tests.support.signing import signed_data
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
@@ -58,7 +56,7 @@ def handler_module() -> types.ModuleType:
 
 @pytest.fixture
 def secrets(tmp_path: Path) -> Path:
-    ensure_secrets([event_key_secret("issue-otp"), EVENT_KEYRING], tmp_path)
+    ensure_secrets([event_key_secret("issue-otp"), EVENT_KEYRING, SEAL_PUBLIC_KEY], tmp_path)
     return tmp_path
 
 
@@ -91,9 +89,8 @@ def test_plain_calls_are_counted_by_route_rule_and_status(client: FlaskClient) -
 
 def test_deliveries_are_counted_by_type_and_outcome(client: FlaskClient, secrets: Path) -> None:
     payload = EmailRequested(to="a@example.com", subject="Hi", text="hello")
-    event = sign(new_event(payload.TYPE, payload.to_data(), source=source_of("issue-otp")),
-                 "issue-otp", secrets)
-    forged = dataclasses.replace(event, data={**event.data, "to": "b@example.com"})
+    event = signed_data(payload.TYPE, payload.to_data(), "issue-otp", secrets_dir=secrets)
+    forged = dataclasses.replace(event, data={**event.data, "key": "A" * 43})
     kinds = {"type": payload.TYPE}
     done, rejected = (value("scanline_event_deliveries_total", **kinds, outcome=o)
                       for o in ("done", "rejected"))

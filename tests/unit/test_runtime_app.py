@@ -22,10 +22,10 @@ from scanline.payloads import EmailRequested, UserRegistered
 from scanline.runtime import Response, Routes
 from scanline.runtime.app import Function, create_app
 from scanline.runtime.injection import StartupError
-from scanline.secrets import EVENT_KEYRING, event_key_secret
+from scanline.secrets import EVENT_KEYRING, SEAL_PUBLIC_KEY, event_key_secret
 from scanline.settings import Settings
 from scanline.signing import source_of
-from tests.support.signing import sign
+from tests.support.signing import sign, signed_data
 
 NAME = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 5}},
         "required": ["name"], "additionalProperties": False}
@@ -82,7 +82,7 @@ def handler_module() -> types.ModuleType:
 @pytest.fixture
 def secrets(tmp_path: Path) -> Path:
     ensure_secrets([event_key_secret("issue-otp"), event_key_secret("send-email"),
-                    EVENT_KEYRING, "jwt-signing-key"], tmp_path)
+                    EVENT_KEYRING, "jwt-signing-key", SEAL_PUBLIC_KEY], tmp_path)
     return tmp_path
 
 
@@ -103,8 +103,8 @@ def client(container: Container) -> FlaskClient:
 
 def mail_event(secrets: Path, producer: str = "issue-otp", **changes: Any) -> Event:
     payload = EmailRequested(to="a@example.com", subject="Hi", text="hello")
-    event = new_event(payload.TYPE, payload.to_data(), source=source_of(producer))
-    return sign(dataclasses.replace(event, **changes), producer, secrets)
+    data = changes.pop("data", payload.to_data())
+    return signed_data(payload.TYPE, data, producer, secrets_dir=secrets, **changes)
 
 
 def problem(r: Any, status: int) -> dict[str, Any]:
@@ -170,9 +170,10 @@ def test_errors_are_problems_and_crashes_tell_nothing(client: FlaskClient) -> No
 
 def test_health_and_readiness(client: FlaskClient) -> None:
     assert client.get("/_/health").status_code == 200
-    # The handler consumes events: readiness checks the keyring it verifies them with.
-    assert client.get("/_/ready").json == {"status": "ok",
-                                           "dependencies": {"event-keyring": "up"}}
+    # The handler consumes events: readiness checks the keyring it verifies them with, and
+    # the key that opens the sealed ones.
+    assert client.get("/_/ready").json == {
+        "status": "ok", "dependencies": {"event-keyring": "up", "seal-key": "up"}}
 
 
 # ---- event deliveries -------------------------------------------------------------------
@@ -277,4 +278,5 @@ def test_readiness_follows_what_the_views_use(container: Container) -> None:
 
     module = types.ModuleType("handler")
     module.routes = routes  # type: ignore[attr-defined]
-    assert Function(module, container).readiness == ("db", "store", "bus", "event-signing-key")
+    assert Function(module, container).readiness == ("db", "store", "bus", "event-signing-key",
+                                                     "seal-public-key")
