@@ -152,10 +152,13 @@ def _check_password(uow: UnitOfWork, passwords: PasswordHasher, email: str, pass
         raise OAuthError("invalid_grant", BAD_CREDENTIALS) from None
     now, client = clock.now(), request.client
     per_client, per_pair = client_key(client), pair_key(email, client)
+    # Short transactions, none holding a row while waiting for another: a burst of
+    # attempts from one client queues on its counter for one statement each, not longer.
     with uow:
         retry_after = uow.limits.hit(LOGIN_FAILURES_PER_CLIENT, per_client, now)
+    with uow:
         pair_wait = LOGIN_FAILURES_PER_PAIR.wait(
-            uow.limits.throttle_state(LOGIN_FAILURES_PER_PAIR, per_pair, now), now)
+            uow.limits.throttle_peek(LOGIN_FAILURES_PER_PAIR, per_pair, now), now)
         if retry_after is None and pair_wait is not None:
             uow.limits.refund(LOGIN_FAILURES_PER_CLIENT, per_client)  # not evaluated
         user = uow.users.by_email(email)

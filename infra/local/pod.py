@@ -15,7 +15,8 @@ the two networks with small TCP relays:
 - into the pod: the host's ``127.0.0.1:<function port>`` to the watchdog, and the host's
   metrics port (``METRICS_PORT`` locally) to the function's metrics on stack.yml's port;
 - out of the pod: every ``127.0.0.1`` port the function's environment names (PostgreSQL,
-  RabbitMQ, S3, SMTP, the gateway for JWKS) to the same port on the host.
+  RabbitMQ, S3, SMTP, the gateway for JWKS, the callback receiver's port) to the same port
+  on the host.
 
 The relays use sockets created in the right namespace (a thread that entered the host's
 namespace with ``setns`` makes the outward ones). Without root or the binary the function
@@ -44,6 +45,7 @@ from pathlib import Path
 from infra.local import paths
 from infra.local.environment import function_environment, metrics_port
 from infra.local.stackfile import Function, Stack, load
+from scanline.domain import callbacks
 from scanline.logs import configure as configure_logging
 
 log = logging.getLogger("pod")
@@ -123,6 +125,11 @@ def outward_ports(env: dict[str, str]) -> set[int]:
              for p in _URL_PORT.findall(value)}
     if env.get("SMTP_HOST") == paths.HOST and env.get("SMTP_PORT"):
         ports.add(int(env["SMTP_PORT"]))
+    # Completion callbacks go to a receiver of the user's on the host's loopback.
+    for host in callbacks.parse_hosts(env.get("OCR_CALLBACK_HOSTS", "")):
+        name, _, port = host.rpartition(":")
+        if name == paths.HOST and port.isdigit():
+            ports.add(int(port))
     return ports
 
 

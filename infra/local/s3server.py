@@ -4,8 +4,8 @@ moto keeps objects in memory and checks no signature (``infra.local.s3auth``), s
 listens on a loopback port of its own and everything reaches it through this front, which
 refuses what S3 or MinIO would refuse (unsigned or badly signed requests, expired
 presigned URLs, a browser POST outside its policy) before forwarding the rest unchanged.
-A browser POST that passes is stored with a plain PUT to moto: moto would not enforce
-the policy's size range, the front already has.
+A browser POST that passes is stored with a PUT of the front's own to moto: moto would
+not enforce the policy's size range, the front already has.
 
 Creating the bucket before reporting ready means supervisord's crash restart brings back a
 usable S3 instead of one that answers NoSuchBucket.
@@ -29,6 +29,7 @@ from xml.sax.saxutils import escape
 
 import boto3
 import requests
+from botocore.config import Config
 from moto.server import ThreadedMotoServer
 from waitress import serve
 from werkzeug.formparser import parse_form_data
@@ -107,6 +108,13 @@ class Front:
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.credentials, self.clock = credentials, clock
         self.session = requests.Session()
+        # What the front itself stores (a browser POST it checked) goes to moto signed, as
+        # moto treats an unsigned write to an existing key as anonymous.
+        self.backend = boto3.client(
+            "s3", endpoint_url=BACKEND, region_name=credentials.region,
+            aws_access_key_id=credentials.access_key,
+            aws_secret_access_key=credentials.secret_key,
+            config=Config(s3={"addressing_style": "path"}))
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         try:
@@ -171,15 +179,15 @@ class Front:
         upload.stream.seek(0)
         check_post_size(policy, size)
         fields = {k.lower(): v for k, v in form.to_dict().items()}
-        headers = {"Content-Type": fields.get("content-type", "binary/octet-stream")}
-        headers.update({k: v for k, v in fields.items() if k.startswith("x-amz-meta-")})
-        stored = self.session.put(f"{BACKEND}/{bucket}/{quote(policy.key, safe='/~')}",
-                                  data=upload.stream, headers=headers, timeout=(2, 120))
-        stored.raise_for_status()
+        stored = self.backend.put_object(
+            Bucket=bucket, Key=policy.key, Body=upload.stream,
+            ContentType=fields.get("content-type", "binary/octet-stream"),
+            Metadata={k.removeprefix("x-amz-meta-"): v for k, v in fields.items()
+                      if k.startswith("x-amz-meta-")})
         status = int(fields.get("success_action_status", "204"))
         status = status if status in (200, 201, 204) else 204
         location = f"http://{environ.get('HTTP_HOST', '')}/{bucket}/{quote(policy.key)}"
-        etag = stored.headers.get("ETag", "")
+        etag = stored["ETag"]
         body = b"" if status != 201 else (
             f'<?xml version="1.0" encoding="UTF-8"?>\n<PostResponse><Location>{escape(location)}'
             f"</Location><Bucket>{escape(bucket)}</Bucket><Key>{escape(policy.key)}</Key>"

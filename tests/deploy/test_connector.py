@@ -135,8 +135,9 @@ def test_a_pod_relays_out_exactly_the_ports_its_environment_names() -> None:
            "RABBITMQ_URL": "amqp://scanline@127.0.0.1:5672/%2F",
            "S3_ENDPOINT_URL": "http://127.0.0.1:9000", "SMTP_HOST": "127.0.0.1",
            "SMTP_PORT": "1025", "JWKS_URL": "http://127.0.0.1:8080/function/token/jwks.json",
-           "upstream_url": "http://127.0.0.1:8105", "PUBLIC_URL": "https://example.com"}
-    assert outward_ports(env) == {5432, 5672, 9000, 1025, 8080}
+           "upstream_url": "http://127.0.0.1:8105", "PUBLIC_URL": "https://example.com",
+           "OCR_CALLBACK_HOSTS": "127.0.0.1:8099,hooks.example.com:443"}
+    assert outward_ports(env) == {5432, 5672, 9000, 1025, 8080, 8099}
     command = contained(Path("/bin/watchdog"))
     assert command[-1] == "/bin/watchdog" and "--kill-child" in command
     assert command[1:3] == ["--pdeathsig", "KILL"]

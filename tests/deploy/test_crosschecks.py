@@ -20,8 +20,15 @@ from infra.local.stackfile import duration_seconds, load
 from infra.openapi import load_handler
 from scanline import payloads
 from scanline.adapters.topology import dead_letter_queue, queue_name
+from scanline.runtime.injection import plan_event, plan_hook, plan_operation, readiness
 from scanline.runtime.routing import Routes
-from scanline.secrets import EVENT_KEYRING, SECRET_KINDS, event_key_secret
+from scanline.secrets import (
+    EVENT_KEYRING,
+    SEAL_KEY,
+    SEAL_PUBLIC_KEY,
+    SECRET_KINDS,
+    event_key_secret,
+)
 from tests.deploy.manifests import documents, functions
 
 CODE = [*sorted((REPO / "functions").glob("*/handler.py")),
@@ -36,6 +43,19 @@ def emits(name: str) -> set[str]:
 
 def consumes(name: str) -> set[str]:
     return set(ROUTES[name].events)
+
+
+def key_secrets(name: str) -> set[str]:
+    """The key secrets ``name`` needs, from the readiness checks its runtime derives (what
+    it signs, verifies, seals and opens), so the test follows the runtime, not a list."""
+    routes = ROUTES[name]
+    plans = [*(plan_operation(name, op) for op in routes.operations),
+             *(plan_event(name, handler) for handler in routes.events.values()),
+             *(plan_hook(name, hook) for hook in routes.start_hooks)]
+    secret_of_check = {"event-signing-key": event_key_secret(name),
+                       "event-keyring": EVENT_KEYRING,
+                       "seal-key": SEAL_KEY, "seal-public-key": SEAL_PUBLIC_KEY}
+    return {secret_of_check[c] for c in readiness(routes, plans) if c in secret_of_check}
 
 
 def test_topics_are_exactly_the_event_handlers_and_each_is_emitted_by_an_allowed_producer(
@@ -76,19 +96,23 @@ def read_by_code() -> set[str]:
 def test_secrets_named_in_stack_yml_are_exactly_those_the_code_reads() -> None:
     read = read_by_code()
     named = {s for fn in functions().values() for s in fn.secrets}
-    event_keys = {event_key_secret(n) for n in STACK.functions if emits(n)}
+    keys = {s for n in STACK.functions for s in key_secrets(n)}
     assert read, "no secret reads found: the scanner is broken"
-    assert named - read - event_keys - {EVENT_KEYRING} == set(), "mounted but never read"
+    assert named - read - keys == set(), "mounted but never read"
     assert read - named == set(), f"read but never mounted: {read - named}"
     assert read <= set(SECRET_KINDS)
 
 
-def test_each_function_mounts_its_own_event_key_and_the_keyring_only_if_it_needs_them(
-        ) -> None:
+def test_each_function_mounts_exactly_the_keys_its_routes_need() -> None:
+    # Its own signing key if it emits, the keyring if it verifies (events or /event-keys),
+    # the seal public key if it emits a sealed type, the seal private key if it opens one.
+    shared_keys = {SEAL_KEY, SEAL_PUBLIC_KEY, EVENT_KEYRING}
     for name, fn in functions().items():
-        keys = {s for s in fn.secrets if s.startswith(event_key_secret(""))}
-        assert keys == ({event_key_secret(name)} if emits(name) else set()), name
-        assert (EVENT_KEYRING in fn.secrets) == bool(consumes(name)), name
+        mounted = {s for s in fn.secrets
+                   if s.startswith(event_key_secret("")) or s in shared_keys}
+        assert mounted == key_secrets(name), name
+    assert {n for n in STACK.functions if SEAL_KEY in key_secrets(n)} == {"send-email"}
+    assert event_key_secret("send-email") in key_secrets("send-email")
 
 
 def test_knative_triggers_match_topic_annotations_one_to_one() -> None:

@@ -50,6 +50,8 @@ def calls(user: OcrClient) -> list[Call]:
             "grant_type": "password", "username": user.email, "password": PASSWORD}),
         Call("ocr-jobs", "GET", "", 200, auth=True),
         Call("ocr-jobs", "GET", f"/{uuid.uuid4()}", 404, auth=True),
+        # Scheduled, but reachable through the gateway like every function.
+        Call("housekeeping", "POST", "", 200),
     ]
 
 

@@ -28,7 +28,7 @@ from scanline.adapters.topology import dead_letter_queue
 from scanline.payloads import EmailRequested
 from tests.support.broker import publish, take_messages
 from tests.support.mailbox import Mailbox
-from tests.support.signing import signed, signed_data
+from tests.support.signing import sealer, signed_data
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.fuzz
@@ -140,18 +140,20 @@ def _dead_lettered(stack: Stack, markers: set[str], timeout: float = 30) -> dict
 
 def test_hostile_events_through_rabbitmq_are_dead_lettered_at_once_and_mail_nothing(
         stack: Stack, mailbox: Mailbox, no_crash: None) -> None:
+    # The data is sealed, so each event's marker is its (clear) subject attribute.
     markers: dict[str, str] = {}
     for case, data in INJECTION.items():  # trusted signature, hostile data
         marker = f"{RUN}-inj-{len(markers)}"
-        event = signed_data(EmailRequested.TYPE, {**data, "text": marker}, "issue-otp")
+        event = signed_data(EmailRequested.TYPE, {**data, "text": marker}, "issue-otp",
+                            subject=marker)
         publish(stack.amqp_url, EmailRequested.TYPE, event.to_structured())
         markers[marker] = case
-    for case, body in CORPUS.items():  # hostile JSON in the data of an event
+    for case, body in CORPUS.items():  # hostile JSON as the sealed data of an event
         marker = f"{RUN}-json-{len(markers)}"
-        good = signed(EmailRequested(to="a@example.com", subject=marker, text="t"))
-        tampered = good.to_structured().replace(b'"text":"t"', b'"text":' + body, 1)
-        tampered = tampered.replace(b'"text": "t"', b'"text": ' + body, 1)
-        publish(stack.amqp_url, EmailRequested.TYPE, tampered)
+        hostile = b'{"to":"a@example.com","subject":"%s","text":' % marker.encode() + body + b"}"
+        event = signed_data(EmailRequested.TYPE, sealer().seal_text(EmailRequested.TYPE, hostile),
+                            "issue-otp", subject=marker, sealed=False)
+        publish(stack.amqp_url, EmailRequested.TYPE, event.to_structured())
         markers[marker] = case
     found = _dead_lettered(stack, set(markers))
     missing = {markers[m] for m in set(markers) - set(found)}

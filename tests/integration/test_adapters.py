@@ -15,7 +15,7 @@ from scanline.adapters.bus import AmqpPublisher
 from scanline.adapters.outbox import Outbox
 from scanline.adapters.tables import outbox
 from scanline.bootstrap import Container
-from scanline.errors import DependencyUnavailable, NotFound
+from scanline.errors import Conflict, DependencyUnavailable, NotFound, PayloadTooLarge
 from scanline.payloads import EmailRequested, EmailSent
 from tests.support.broker import EventTap
 from tests.support.mailbox import Mailbox
@@ -111,7 +111,15 @@ def test_object_store_round_trip(container: Container) -> None:
     assert store.get(key) == b"\x89PNG...."
     assert store.head(key)["ContentLength"] == 8
     assert store.read_range(key, 4) == b"\x89PNG"
-    assert store.presign_put(key, "image/png", 60).startswith("http")
+    etag = store.head(key)["ETag"]
+    assert store.get(key, etag=etag, max_bytes=8) == b"\x89PNG...."
+    with pytest.raises(PayloadTooLarge):
+        store.get(key, max_bytes=7)
+    store.put(key, b"\x89PNG,,,,", "image/png")
+    with pytest.raises(Conflict):
+        store.get(key, etag=etag)
+    upload = store.presign_post(key, "image/png", 8, 60)
+    assert upload["url"].startswith("http") and upload["fields"]["Content-Type"] == "image/png"
     store.delete(key)
     with pytest.raises(NotFound):
         store.head(key)
