@@ -46,6 +46,9 @@ class Settings:
     trusted_proxies: str = "127.0.0.0/8,::1/128"
     # How long security events are kept (the housekeeping function deletes older ones).
     audit_retention_days: int = 90
+    # How long every answer of a ``uniform_time`` operation takes (at least): above the
+    # slowest honest answer (a password hash), so the kind of address never shows in it.
+    uniform_answer_seconds: float = 0.5
     # The function's own Prometheus metrics (scanline.runtime.metrics); 0: not served.
     metrics_port: int = 0
     # Where traces go over OTLP/HTTP (scanline.tracing); empty: no tracing.
@@ -80,6 +83,8 @@ class Settings:
             event_max_age=int(env.get("EVENT_MAX_AGE_SECONDS", d.event_max_age)),
             trusted_proxies=env.get("TRUSTED_PROXIES", d.trusted_proxies),
             audit_retention_days=int(env.get("AUDIT_RETENTION_DAYS", d.audit_retention_days)),
+            uniform_answer_seconds=float(env.get("UNIFORM_ANSWER_SECONDS",
+                                                 d.uniform_answer_seconds)),
             metrics_port=int(env.get("METRICS_PORT", d.metrics_port)),
             otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT", d.otlp_endpoint),
             extra=env,

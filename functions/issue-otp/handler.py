@@ -59,7 +59,7 @@ def _requested(body: dict[str, Any], purpose: str, request: Call, uow: UnitOfWor
 
 @routes.http("/", "POST", summary="Mail a new sign-up code (at most one request a minute)",
              body={"application/json": CODE_REQUEST}, responses={202: OTP_SENT},
-             emits=[CodeRequested])
+             emits=[CodeRequested], uniform_time=True)
 def request_code(body: dict[str, Any], request: Call, uow: UnitOfWork, clock: Clock) -> Response:
     return _requested(body, VERIFICATION, request, uow, clock)
 
@@ -67,7 +67,7 @@ def request_code(body: dict[str, Any], request: Call, uow: UnitOfWork, clock: Cl
 @routes.http("/recovery", "POST",
              summary="Mail a password reset code (at most one request a minute)",
              body={"application/json": CODE_REQUEST}, responses={202: OTP_SENT},
-             emits=[CodeRequested])
+             emits=[CodeRequested], uniform_time=True)
 def request_recovery_code(body: dict[str, Any], request: Call, uow: UnitOfWork,
                           clock: Clock) -> Response:
     return _requested(body, RECOVERY, request, uow, clock)

@@ -46,7 +46,7 @@ routes = Routes()
 
 @routes.http("/", "POST", summary="Start a sign-up: a code is mailed to the address",
              body={"application/json": REGISTRATION}, responses={202: PENDING},
-             emits=[UserRegistered])
+             emits=[UserRegistered], uniform_time=True)
 def register(body: dict[str, Any], request: Call, uow: UnitOfWork, passwords: PasswordHasher,
              breached_passwords: BreachedPasswords, clock: Clock) -> Response:
     email = normalise_email(body["email"])

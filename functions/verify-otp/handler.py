@@ -79,7 +79,7 @@ def _failed(uow: UnitOfWork, email: str, request: Call, clock: Clock) -> BadRequ
 
 @routes.http("/", "POST", summary="Complete a sign-up with its code and password",
              body={"application/json": VERIFICATION}, responses={200: VERIFIED},
-             emits=[UserVerified])
+             emits=[UserVerified], uniform_time=True)
 def verify(body: dict[str, Any], request: Call, uow: UnitOfWork, clock: Clock, otp_key: bytes,
            passwords: PasswordHasher) -> Response:
     email = normalise_email(body["email"])
@@ -110,7 +110,7 @@ def verify(body: dict[str, Any], request: Call, uow: UnitOfWork, clock: Clock, o
 
 
 @routes.http("/recovery", "POST", summary="Set a new password with a recovery code",
-             body={"application/json": RECOVERY}, responses={200: CHANGED})
+             body={"application/json": RECOVERY}, responses={200: CHANGED}, uniform_time=True)
 def recover(body: dict[str, Any], request: Call, uow: UnitOfWork, clock: Clock, otp_key: bytes,
             passwords: PasswordHasher, breached_passwords: BreachedPasswords) -> Response:
     email = normalise_email(body["email"])

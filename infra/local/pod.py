@@ -165,6 +165,11 @@ async def _relay(listener: socket.socket, connect: Callable[[], Awaitable[socket
             client.close()
             return
         with client, upstream:
+            # A relay must not hold back what an endpoint wrote: with Nagle's algorithm on
+            # its sockets each small query waits for a delayed ACK (40 ms), which a pod,
+            # talking to the server directly, never does.
+            for sock in (client, upstream):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             await asyncio.gather(_pipe(loop, client, upstream), _pipe(loop, upstream, client))
 
     connections: set[asyncio.Task[None]] = set()  # held, or the loop may drop them

@@ -11,7 +11,10 @@ A handler module exposes ``routes`` (``scanline.runtime.routing``). Every reques
   (dead-letter at once), 5xx retry;
 - a **plain call**: the operation is routed by path and method, its body and query are
   checked against the declared schemas, the bearer token verified where it says ``auth``,
-  and the view gets the result by parameter name.
+  and the view gets the result by parameter name. An operation declared ``uniform_time``
+  answers no sooner than ``UNIFORM_ANSWER_SECONDS`` after the call began, whatever it
+  answers (errors included): equal work alone does not give equal times on a shared CPU,
+  where one password hash varies by tens of milliseconds.
 
 Errors are RFC 9457 problem details either way. On Knative (``EVENT_SINK=reply``) a
 delivery sent with ``Prefer: reply`` gets the first event it emitted back as the answer.
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -162,11 +166,29 @@ class Function:
         plan = self.operations[op.view.__name__]
         call_id = req.headers.get("X-Call-Id") or str(uuid.uuid4())
         parent = req.headers.get("traceparent")
-        with tracing.span(f"{req.method} {op.rule}", parent) as traced, \
+        with self._answer_time(op), tracing.span(f"{req.method} {op.rule}", parent) as traced, \
                 logs.invocation(call_id, traced or events.child_traceparent(parent)):
             return _to_flask(plan.call(self.container, self._values(op, plan, req, path,
                                                                      arguments)),
                              delivery=False)
+
+    @contextmanager
+    def _answer_time(self, op: Operation) -> Iterator[None]:
+        """Hold a ``uniform_time`` operation's answer, or error, until its time is up."""
+        if not op.uniform_time:
+            yield
+            return
+        due = time.monotonic() + self.container.settings.uniform_answer_seconds
+        try:
+            yield
+        finally:
+            left = due - time.monotonic()
+            if left > 0:
+                time.sleep(left)
+            else:
+                metrics.UNIFORM_OVERRUNS.labels(op.rule).inc()
+                log.warning("%s answered %.0f ms after UNIFORM_ANSWER_SECONDS: its timing may "
+                            "tell; raise the setting", op.rule, -left * 1000)
 
     def _values(self, op: Operation, plan: Plan, req: Request, path: str,
                 arguments: dict[str, Any]) -> dict[str, Any]:

@@ -31,6 +31,9 @@ OCR_ENGINE_SECONDS = Histogram("scanline_ocr_engine_seconds",
                                buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64))
 OUTBOX_BACKLOG = Gauge("scanline_outbox_backlog",
                        "Events committed but not yet confirmed by the broker")
+UNIFORM_OVERRUNS = Counter("scanline_uniform_answer_overruns",
+                           "Answers of a uniform-time operation that took longer than "
+                           "UNIFORM_ANSWER_SECONDS (their timing may tell)", ["route"])
 LOGINS = Counter("scanline_logins", "Password logins by outcome", ["outcome"])
 
 _served = threading.Lock()

@@ -61,6 +61,9 @@ class Operation:
     # one object schema like the query.
     headers: Mapping[str, Schema] = field(default_factory=dict)
     headers_schema: Schema = field(default_factory=lambda: {"type": "object"})
+    # Every answer takes the same time (``UNIFORM_ANSWER_SECONDS``): for operations whose
+    # timing must not tell one kind of address from another (scanline.runtime.app).
+    uniform_time: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,8 @@ class Routes:
              responses: Mapping[int, Schema | None] | None = None,
              query: Mapping[str, Schema] | None = None, auth: bool = False,
              emits: Sequence[type[Payload]] = (), errors: str = PROBLEM,
-             headers: Mapping[str, Schema] | None = None) -> Callable[[View], View]:
+             headers: Mapping[str, Schema] | None = None,
+             uniform_time: bool = False) -> Callable[[View], View]:
         for schema in [*(body or {}).values(), *(query or {}).values(),
                        *(headers or {}).values()]:
             compiled(schema)  # a broken schema fails at start-up, not at the first request
@@ -101,7 +105,8 @@ class Routes:
                                   tuple(emits), tuple(sorted(werkzeug_rule.arguments)),
                                   {"type": "object", "properties": dict(query or {})},
                                   errors, dict(headers or {}),
-                                  {"type": "object", "properties": dict(headers or {})})
+                                  {"type": "object", "properties": dict(headers or {})},
+                                  uniform_time)
             compiled(operation.query_schema)
             compiled(operation.headers_schema)
             self._operations[endpoint] = operation

@@ -21,6 +21,7 @@ from authlib.integrations.requests_client import OAuth2Session
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from infra.local.stackfile import load
 from scanline.bootstrap import Container
 from scanline.domain import otp, registrations
 from scanline.domain.rate_limits import LOGIN_FAILURES_PER_CLIENT
@@ -32,7 +33,7 @@ PASSWORD = "the owner's own passphrase 2026"
 ATTACKERS = "the attacker's passphrase 666"
 SAMPLES = 50
 TIMING_BOUND_MS = 5.0
-SETTLE_SECONDS = 0.15
+SETTLE_SECONDS = 0.05
 
 
 def url(stack: Stack, function: str, path: str = "") -> str:
@@ -135,13 +136,18 @@ def interleaved(population: dict[str, list[str]], call: Call) -> dict[str, Any]:
     return {"answers": answers, "medians": {k: statistics.median(v) for k, v in timings.items()}}
 
 
-def assert_indistinguishable(result: dict[str, Any]) -> None:
+def assert_indistinguishable(result: dict[str, Any], function: str) -> None:
+    """Same answers, and medians within the bound. Equal work alone cannot promise the
+    bound here (one password hash varies by ±20 ms on a shared CPU), so these operations
+    hold every answer until UNIFORM_ANSWER_SECONDS: each median is at least that."""
     answers, medians = result["answers"], result["medians"]
     assert len({frozenset(a) for a in answers.values()}) == 1, answers
     assert all(len(a) == 1 for a in answers.values()), answers
     spread = max(medians.values()) - min(medians.values())
     print(f"\nmedians (ms): {medians}; spread {spread:.2f} ms")
     assert spread <= TIMING_BOUND_MS, medians
+    floor = float(load().functions[function].environment["UNIFORM_ANSWER_SECONDS"]) * 1000
+    assert min(medians.values()) >= floor, (floor, medians)
 
 
 def test_register_answers_alike_and_as_fast_for_every_kind_of_address(
@@ -150,7 +156,7 @@ def test_register_answers_alike_and_as_fast_for_every_kind_of_address(
         return clients.session().post(url(stack, "register"), timeout=30, json={
             "name": "Probe", "email": email, "password": "a probing passphrase 4"})
 
-    assert_indistinguishable(interleaved(population, call))
+    assert_indistinguishable(interleaved(population, call), "register")
 
 
 def test_issue_otp_answers_alike_and_as_fast_for_every_kind_of_address(
@@ -159,7 +165,7 @@ def test_issue_otp_answers_alike_and_as_fast_for_every_kind_of_address(
         return clients.session().post(url(stack, "issue-otp"), timeout=30,
                                       json={"email": email})
 
-    assert_indistinguishable(interleaved(population, call))
+    assert_indistinguishable(interleaved(population, call), "issue-otp")
 
 
 def test_verify_otp_answers_alike_and_as_fast_for_every_kind_of_address(
@@ -168,7 +174,7 @@ def test_verify_otp_answers_alike_and_as_fast_for_every_kind_of_address(
         return clients.session().post(url(stack, "verify-otp"), timeout=30, json={
             "email": email, "otp": "000000", "password": PASSWORD})
 
-    assert_indistinguishable(interleaved(population, call))
+    assert_indistinguishable(interleaved(population, call), "verify-otp")
 
 
 # ---- throttling without lockout ------------------------------------------------------------

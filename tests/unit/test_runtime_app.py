@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import time
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,7 @@ NAME = {"type": "object", "properties": {"name": {"type": "string", "maxLength":
         "required": ["name"], "additionalProperties": False}
 UPLOAD = {"type": "object", "required": ["file"],
           "properties": {"file": {"type": "string", "contentMediaType": "image/png"}}}
+UNIFORM = 0.5
 seen: list[Any] = []
 
 
@@ -47,6 +49,12 @@ def handler_module() -> types.ModuleType:
     @routes.http("/greet", "POST", body={"application/json": NAME,
                                          "application/x-www-form-urlencoded": NAME})
     def greet(body: dict[str, Any]) -> Response:
+        return Response({"hello": body["name"]}, status=202)
+
+    @routes.http("/even", "POST", body={"application/json": NAME}, uniform_time=True)
+    def even(body: dict[str, Any]) -> Response:
+        if body["name"] == "taken":
+            raise errors.Conflict("already there")
         return Response({"hello": body["name"]}, status=202)
 
     @routes.http("/items/<int:item>", "GET", query={"limit": {"type": "integer", "maximum": 9}})
@@ -89,7 +97,8 @@ def secrets(tmp_path: Path) -> Path:
 @pytest.fixture
 def container(secrets: Path) -> Iterator[Container]:
     settings = Settings.from_env({"FUNCTION_NAME": "echo", "SECRETS_DIR": str(secrets),
-                                  "MAX_REQUEST_BYTES": "8192"})
+                                  "MAX_REQUEST_BYTES": "8192",
+                                  "UNIFORM_ANSWER_SECONDS": str(UNIFORM)})
     built = Container(settings, replace={"revocations": NothingRevoked()})
     yield built
     built.close()
@@ -122,6 +131,21 @@ def test_json_and_form_bodies_are_checked_and_handed_over(client: FlaskClient) -
     assert problem(client.post("/greet", json={"name": "A", "extra": 1}), 422)["errors"]
     assert "takes" in problem(client.post("/greet", data=b"x", content_type="text/plain"),
                               415)["detail"]
+
+
+def test_a_uniform_time_operation_holds_every_answer_and_error_until_its_time(
+        client: FlaskClient) -> None:
+    def timed(path: str, **options: Any) -> tuple[int, float]:
+        started = time.monotonic()
+        status = client.post(path, **options).status_code
+        return status, time.monotonic() - started
+
+    answers = [timed("/even", json={"name": "Ann"}), timed("/even", json={"name": "taken"}),
+               timed("/even", json={"name": "far too long"})]
+    assert [status for status, _ in answers] == [202, 409, 422]
+    assert all(took >= UNIFORM for _, took in answers), answers
+    # Other operations of the same function answer as soon as they are done.
+    assert timed("/greet", json={"name": "Ann"})[1] < UNIFORM
 
 
 def test_query_values_are_converted_to_their_schema_types_then_checked(
