@@ -2,7 +2,8 @@
 
 Runs with the system ``python3`` before the venv exists, so it uses the standard library
 only. apt runs only when a package is missing; pip runs only when the requirements files
-changed since the last successful install (a stamp keyed by their hash).
+(or pyproject.toml, which declares the ``scanline`` CLI) changed since the last
+successful install (a stamp keyed by their hash).
 """
 
 from __future__ import annotations
@@ -72,12 +73,13 @@ def install_python_packages() -> None:
         print("creating .venv", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     files = _requirement_files()
-    digest = _digest(files)
+    digest = _digest([*files, REPO / "pyproject.toml"])
     if STAMP.exists() and STAMP.read_text().strip() == digest:
         return
     args = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     for path in files:
         args += ["-r", str(path)]
+    args += ["-e", str(REPO)]  # the `scanline` CLI (pyproject.toml), as .venv/bin/scanline
     print("installing Python requirements into .venv", flush=True)
     subprocess.run(args, check=True, cwd=REPO)
     STAMP.write_text(digest + "\n")

@@ -31,7 +31,9 @@ def isolated_send_email(tmp_path: Path) -> Iterator[tuple[str, TcpProxy, TcpProx
     db_proxy, amqp_proxy = TcpProxy(paths.POSTGRES_PORT), TcpProxy(paths.RABBITMQ_PORT)
     port = _free_port()
     env = function_environment("send-email")
+    # METRICS_PORT=0: the stack's own send-email already serves its metrics port.
     env.update(upstream_url=f"http://127.0.0.1:{port}", FUNCTION_NAME="send-email",
+               METRICS_PORT="0",
                DATABASE_URL=env["DATABASE_URL"].replace(f":{paths.POSTGRES_PORT}/",
                                                         f":{db_proxy.port}/"),
                RABBITMQ_URL=env["RABBITMQ_URL"].replace(f":{paths.RABBITMQ_PORT}/",
