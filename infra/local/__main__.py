@@ -78,6 +78,7 @@ def prepare() -> None:
 
 def _banner() -> None:
     _log(f"gateway:     {GATEWAY_URL}  (health: {GATEWAY_URL}/healthz)")
+    _log(f"console:     {GATEWAY_URL}/function/console/  (sign up, log in and OCR in a browser)")
     _log(f"mail folder: {paths.mail_dir()}  (web: http://{paths.HOST}:{paths.MAIL_WEB_PORT}/,"
          " CLI: .venv/bin/python -m infra.local.mail list)")
     _log(f"logs:        {paths.LOG_DIR}/<program>.log")

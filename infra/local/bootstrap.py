@@ -24,7 +24,9 @@ APT_PACKAGES = ("postgresql", "rabbitmq-server", "tesseract-ocr", "fonts-dejavu-
                 "poppler-utils",
                 # Test tools (tests/deploy): a minimal Debian root per image, to import each
                 # function with only what its image installs; Compose v1 for `config`.
-                "debootstrap", "docker-compose")
+                "debootstrap", "docker-compose",
+                # The console's browser tests (tests/e2e/test_console.py): headless Chromium.
+                "chromium", "chromium-driver")
 REQUIREMENTS = ("requirements.txt", "requirements-dev.txt", "infra/local/requirements.txt")
 
 
