@@ -51,6 +51,12 @@ def stack_pids(involved: Collection[str]) -> set[int]:
         tree = grown
 
 
+def function_pids(name: str) -> set[int]:
+    """The processes of one function's pod: its watchdog and the function under it (the
+    local pod's relays are the stack's own, as a cluster has none)."""
+    return {pid for pid in stack_pids({name}) if _function_of(pid) == name}
+
+
 def _function_of(pid: int) -> str | None:
     """The function a process runs (its build folder), None for the stack's own programs."""
     try:
