@@ -17,6 +17,9 @@ SECRETS_DIR = Path(os.environ.get("SECRETS_DIR", str(LOCAL / "secrets")))
 # docker-compose mounts copies its containers' users can read (secretgen.export_for_compose).
 COMPOSE_SECRETS_DIR = LOCAL / "compose-secrets"
 LOG_DIR = LOCAL / "logs"
+# Each pod's own /tmp (its emptyDir): the watchdog's lock file, which its health checks,
+# and the function's temporary files are never another pod's.
+POD_TMP_DIR = LOCAL / "tmp"
 STATE_FILE = LOCAL / "state.json"
 SUPERVISOR_CONF = LOCAL / "supervisord.conf"
 SUPERVISOR_PID = LOCAL / "supervisord.pid"

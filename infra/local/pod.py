@@ -18,6 +18,9 @@ the two networks with small TCP relays:
   RabbitMQ, S3, SMTP, the gateway for JWKS, the callback receiver's port) to the same port
   on the host.
 
+Each pod also gets a temporary folder of its own (``TMPDIR``: ``.local/tmp/<function>``,
+emptied at each start), as a pod has its own ``/tmp``.
+
 The relays use sockets created in the right namespace (a thread that entered the host's
 namespace with ``setns`` makes the outward ones). Without root or the binary the function
 runs as ``python index.py`` directly (``infra.local.supervisor`` says so at start).
@@ -213,7 +216,17 @@ class Pod:
         search = f"{paths.VENV / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}"
         self.env = {**os.environ, **env, **WATCHDOG_ENV, "PATH": search,
                     "port": str(function.port), "METRICS_PORT": str(self.pod_metrics),
-                    "PYTHONUNBUFFERED": "1"}
+                    "PYTHONUNBUFFERED": "1", "TMPDIR": str(self._own_tmp(function.name))}
+
+    @staticmethod
+    def _own_tmp(name: str) -> Path:
+        """A /tmp of its own, empty at each start, as a pod's emptyDir is: of-watchdog
+        keeps its readiness lock there (any other watchdog ending on a shared /tmp
+        would delete it, and every pod would say 503)."""
+        own = paths.POD_TMP_DIR / name
+        shutil.rmtree(own, ignore_errors=True)
+        own.mkdir(parents=True)
+        return own
 
     def _join_host(self) -> None:
         _check(_libc.setns(self.host_namespace, CLONE_NEWNET), "setns(host)")

@@ -26,6 +26,7 @@ from infra.local.build import build_context
 from infra.local.environment import metrics_port
 from infra.local.pod import WATCHDOG_ENV, pods_possible
 from infra.local.stackfile import Function, Stack, load
+from tests.support.stack import Stack as StackProcess
 from tests.support.tcpproxy import _free_port
 
 HANDLER = Path(__file__).resolve().parents[1] / "support" / "watchdog_function"
@@ -198,6 +199,17 @@ def test_a_killed_pod_takes_its_watchdog_and_function_with_it(tmp_path: Path,
     while _processes_in(tmp_path / "build" / NAME) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _processes_in(tmp_path / "build" / NAME) == []
+
+
+def test_a_pod_keeps_its_own_tmp_so_its_end_leaves_the_others_ready(
+        tmp_path: Path, stack: StackProcess) -> None:
+    """of-watchdog's readiness needs its lock file in the temporary folder and deletes it
+    when it stops: on a shared /tmp one pod ending made every other pod answer 503."""
+    passing = RunningPod(tmp_path)
+    assert (paths.POD_TMP_DIR / NAME / ".lock").exists()
+    passing.stop()
+    health = requests.get(f"{stack.gateway}/healthz", timeout=30).json()
+    assert set(health["functions"].values()) == {"up"}, health
 
 
 def test_the_image_environment_is_the_dockerfiles() -> None:
