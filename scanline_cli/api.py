@@ -27,13 +27,38 @@ EXIT_UNAVAILABLE = 4  # Scanline could not be reached or failed (5xx): try again
 EXIT_JOB_FAILED = 5  # a document was taken but could not be recognised
 RENEW_BEFORE = 30  # seconds before expiry an access token is renewed
 USER_AGENT = "scanline-cli/0.1"
+MESSAGE_LIMIT = 300  # characters of a server's message shown (one line, whatever it sent)
+
+
+def one_line(text: str) -> str:
+    """A server's words as one short line: a hostile answer cannot flood the terminal
+    or forge further lines."""
+    line = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return line if len(line) <= MESSAGE_LIMIT else line[:MESSAGE_LIMIT] + "…"
 
 
 class ApiError(click.ClickException):
     def __init__(self, message: str, exit_code: int = EXIT_REFUSED,
                  status: int | None = None) -> None:
-        super().__init__(message)
+        super().__init__(one_line(message))
         self.exit_code, self.status = exit_code, status
+
+    def show(self, file: Any = None) -> None:
+        if click.get_current_context(silent=True) is not None and \
+                getattr(click.get_current_context().obj, "as_json", False):
+            click.echo(json.dumps({"error": self.message, "status": self.status,
+                                   "exit_code": self.exit_code}), err=True)
+        else:
+            super().show(file)
+
+
+def document(response: requests.Response) -> Any:
+    """The JSON an answer carries, or a one-line error when it is not JSON at all."""
+    try:
+        return response.json()
+    except ValueError:
+        raise ApiError(f"the gateway answered {response.status_code} with something that is "
+                       f"not JSON: {response.text[:80]!r}", EXIT_UNAVAILABLE) from None
 
 
 def error_of(response: requests.Response) -> ApiError:
@@ -65,6 +90,14 @@ def _expires_at(access_token: str) -> float:
         return float(claims["exp"])
     except (IndexError, ValueError, KeyError, TypeError):
         return 0.0
+
+
+def _tokens(response: requests.Response) -> tuple[str, str]:
+    tokens = document(response)
+    if not (isinstance(tokens, dict) and isinstance(tokens.get("access_token"), str)
+            and isinstance(tokens.get("refresh_token"), str)):
+        raise ApiError("the token endpoint answered without tokens", EXIT_UNAVAILABLE)
+    return tokens["access_token"], tokens["refresh_token"]
 
 
 class Api:
@@ -101,10 +134,17 @@ class Api:
     def _request(self, method: str, url: str, **options: Any) -> requests.Response:
         options.setdefault("timeout", self.timeout)
         try:
-            return self.http.request(method, url, **options)
+            # Never followed: a redirect would carry the token, the password or the refresh
+            # token (re-sent as the body on a 307) to wherever it points.
+            response = self.http.request(method, url, allow_redirects=False, **options)
         except requests.RequestException as exc:
             raise ApiError(f"cannot reach Scanline at {self.gateway}: {exc}",
                            EXIT_UNAVAILABLE) from None
+        if response.is_redirect:
+            raise ApiError(f"{url} answered a redirect to {response.headers.get('Location')!r}"
+                           "; Scanline never redirects, so it is not followed (check "
+                           "--gateway)", EXIT_UNAVAILABLE, response.status_code)
+        return response
 
     # --- the session --------------------------------------------------------------------
     def session(self) -> Session:
@@ -120,9 +160,9 @@ class Api:
         return session.access_token
 
     def log_in(self, email: str, password: str) -> Session:
-        tokens = self.call("POST", "token", data={
-            "grant_type": "password", "username": email, "password": password}).json()
-        return self._keep(Session(email, tokens["access_token"], tokens["refresh_token"]))
+        tokens = _tokens(self.call("POST", "token", data={
+            "grant_type": "password", "username": email, "password": password}))
+        return self._keep(Session(email, *tokens))
 
     def renew(self) -> Session:
         session = self.session()
@@ -134,9 +174,7 @@ class Api:
                            "`scanline login`", EXIT_LOGIN)
         if response.status_code != 200:
             raise error_of(response)
-        tokens = response.json()
-        return self._keep(Session(session.email, tokens["access_token"],
-                                  tokens["refresh_token"]))
+        return self._keep(Session(session.email, *_tokens(response)))
 
     def _keep(self, session: Session) -> Session:
         self.store.put(self.gateway, session)

@@ -9,8 +9,10 @@ the gateway answered, one JSON document per line, instead of sentences.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,15 +22,16 @@ from typing import Any
 import click
 
 from scanline_cli import uploads
-from scanline_cli.api import EXIT_JOB_FAILED, EXIT_UNAVAILABLE, Api, ApiError
+from scanline_cli.api import EXIT_JOB_FAILED, EXIT_UNAVAILABLE, Api, ApiError, document
 from scanline_cli.credentials import Session, Store
 
 DEFAULT_GATEWAY = "http://127.0.0.1:8080"
 FINISHED = ("done", "failed")
 WAIT_STEP = 30  # seconds per ?wait= call (ocr-jobs' OCR_MAX_WAIT_SECONDS)
-# --format → (the job's resource, the file extension written with -o).
+# --format → (the job's resource, the file extension written with -o). ".ocr.pdf": the
+# searchable PDF of scan.pdf never lands on scan.pdf itself.
 FORMATS = {"text": ("/text", ".txt"), "json": ("", ".json"), "hocr": ("/hocr", ".hocr"),
-           "pdf": ("/pdf", ".pdf")}
+           "pdf": ("/pdf", ".ocr.pdf")}
 
 
 @dataclass
@@ -43,7 +46,17 @@ class Context:
 pass_context = click.make_pass_decorator(Context)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (KeyError, TypeError, AttributeError) as exc:
+            # An answer of the right status but not of the contract's shape.
+            raise ApiError(f"the gateway's answer is not what Scanline answers ({exc!r}); "
+                           "check --gateway", EXIT_UNAVAILABLE) from None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--gateway", envvar="SCANLINE_GATEWAY", default=DEFAULT_GATEWAY,
               show_default=True, help="The OpenFaaS gateway Scanline is behind "
                                       "(or SCANLINE_GATEWAY).")
@@ -64,8 +77,8 @@ def cli(ctx: click.Context, gateway: str, as_json: bool) -> None:
 @pass_context
 def signup(context: Context, email: str, name: str, password: str) -> None:
     """Start a sign-up; then `scanline verify CODE` with the mailed code."""
-    answer = context.api.call("POST", "register", expect=(202,), json={
-        "name": name, "email": email, "password": password}).json()
+    answer = document(context.api.call("POST", "register", expect=(202,), json={
+        "name": name, "email": email, "password": password}))
     context.api.store.put(context.api.gateway, Session(email, pending=True))
     context.say(f"A code is on its way to {email}: run `scanline verify CODE`.", answer)
 
@@ -79,8 +92,8 @@ def signup(context: Context, email: str, name: str, password: str) -> None:
 def verify(context: Context, code: str, email: str | None, password: str) -> None:
     """Complete the sign-up with the mailed CODE, and log in."""
     email = email or _pending_email(context.api)
-    answer = context.api.call("POST", "verify-otp", json={
-        "email": email, "otp": code, "password": password}).json()
+    answer = document(context.api.call("POST", "verify-otp", json={
+        "email": email, "otp": code, "password": password}))
     context.api.log_in(email, password)
     context.say(f"Verified: logged in as {email}.", answer)
 
@@ -114,8 +127,8 @@ def logout(context: Context) -> None:
 @pass_context
 def whoami(context: Context) -> None:
     """The account this session belongs to."""
-    me = context.api.call("GET", "token", "/userinfo", auth=True).json()
-    context.say(f"{me.get('name')} <{me.get('email')}>", me)
+    me = document(context.api.call("GET", "token", "/userinfo", auth=True))
+    context.say(f"{me['name']} <{me['email']}>", me)
 
 
 # --- OCR -----------------------------------------------------------------------------------
@@ -132,8 +145,9 @@ def whoami(context: Context) -> None:
 @click.option("--format", "output", type=click.Choice(list(FORMATS)), default="text",
               show_default=True, help="What --wait writes.")
 @click.option("-o", "--out", type=click.Path(path_type=Path),
-              help="Where to write: a file (one document) or a folder (several); "
-                   "default: standard output (a folder named after each file for pdf).")
+              help="Where to write: a file (one document), a folder (several, or a name "
+                   "ending in /), or - for standard output; default: standard output "
+                   "(for pdf: NAME.ocr.pdf in this folder).")
 @click.option("--timeout", default=600, show_default=True, help="Seconds --wait waits.")
 @pass_context
 def ocr(context: Context, files: tuple[Path, ...], languages: str | None, engine: str | None,
@@ -142,6 +156,7 @@ def ocr(context: Context, files: tuple[Path, ...], languages: str | None, engine
     """Upload FILES (PNG, JPEG, TIFF, WebP, BMP or PDF) for OCR."""
     options = {k: v for k, v in {"languages": languages, "engine": engine,
                                  "callback_url": callback_url}.items() if v}
+    targets = _targets(files, output, out) if wait else [None] * len(files)
     jobs = []
     with _bar(context, sum(f.stat().st_size for f in files), "uploading") as advance:
         for n, path in enumerate(files):
@@ -152,15 +167,40 @@ def ocr(context: Context, files: tuple[Path, ...], languages: str | None, engine
             context.say(f"{path}: job {job['job_id']} queued", {"file": str(path), **job})
         return
     failed = 0
-    for path, job in jobs:
+    for (path, job), target in zip(jobs, targets, strict=True):
         finished = _wait(context.api, job["job_id"], timeout)
         if finished["status"] == "failed":
             failed += 1
             click.echo(f"{path}: job {job['job_id']} failed: {finished.get('error')}", err=True)
             continue
-        _write(context, path, finished, output, out, several=len(jobs) > 1)
+        _write(context, str(path), finished, output, target)
     if failed:
         sys.exit(EXIT_JOB_FAILED)
+
+
+def _targets(files: tuple[Path, ...], output: str, out: Path | None) -> list[Path | None]:
+    """Where each document's result goes (None: standard output), decided before anything
+    is uploaded: never onto an input, never two results onto one file."""
+    if (out is None and output != "pdf") or str(out) == "-":
+        return [None] * len(files)
+    extension = FORMATS[output][1]
+    if out is not None and len(files) == 1 and not (out.is_dir() or str(out).endswith(os.sep)):
+        targets = [out]
+    else:
+        folder, taken = out or Path.cwd(), set[str]()
+        targets = []
+        for path in files:
+            name, n = path.stem + extension, 1
+            while name in taken:
+                n += 1
+                name = f"{path.stem}-{n}{extension}"
+            taken.add(name)
+            targets.append(folder / name)
+    inputs = {path.resolve() for path in files}
+    for target in targets:
+        if target.resolve() in inputs:
+            raise click.UsageError(f"{target} is one of the documents: choose another -o")
+    return targets
 
 
 @contextmanager
@@ -176,8 +216,8 @@ def _bar(context: Context, total: int, label: str) -> Iterator[uploads.Progress]
 def _wait(api: Api, job_id: str, timeout: int) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
-        job = api.call("GET", "ocr-jobs", f"/{job_id}", auth=True, timeout=WAIT_STEP + 30,
-                       params={"wait": WAIT_STEP}).json()
+        job = document(api.call("GET", "ocr-jobs", f"/{job_id}", auth=True,
+                                timeout=WAIT_STEP + 30, params={"wait": WAIT_STEP}))
         if job["status"] in FINISHED:
             return job
         if time.monotonic() > deadline:
@@ -185,21 +225,20 @@ def _wait(api: Api, job_id: str, timeout: int) -> dict[str, Any]:
                            f"see `scanline job {job_id}`", EXIT_UNAVAILABLE)
 
 
-def _write(context: Context, path: Path, job: dict[str, Any], output: str, out: Path | None,
-           several: bool) -> None:
-    resource, extension = FORMATS[output]
+def _write(context: Context, name: str, job: dict[str, Any], output: str,
+           target: Path | None) -> None:
+    resource = FORMATS[output][0]
     content = json.dumps(job, indent=2).encode() + b"\n" if output == "json" else \
         context.api.call("GET", "ocr-jobs", f"/{job['job_id']}{resource}", auth=True).content
-    if out is None and output != "pdf":
+    if target is None:
+        if output == "text" and not content.endswith(b"\n"):
+            content += b"\n"
         sys.stdout.buffer.write(content)
         sys.stdout.flush()
         return
-    if out is None:
-        out = Path.cwd()
-    target = out / (path.stem + extension) if several or out.is_dir() else out
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(content)
-    click.echo(f"{path}: {output} written to {target}", err=True)
+    click.echo(f"{name}: {output} written to {target}", err=True)
 
 
 @cli.command()
@@ -212,7 +251,7 @@ def jobs(context: Context, status: str | None, limit: int, everything: bool) -> 
     """Your jobs, newest first."""
     params: dict[str, Any] = {"limit": limit, **({"status": status} if status else {})}
     while True:
-        page = context.api.call("GET", "ocr-jobs", auth=True, params=params).json()
+        page = document(context.api.call("GET", "ocr-jobs", auth=True, params=params))
         for job in page["jobs"]:
             context.say(f"{job['job_id']}  {job['status']:<15} {job['created_at']}", job)
         if not (everything and page["next_cursor"]):
@@ -221,16 +260,29 @@ def jobs(context: Context, status: str | None, limit: int, everything: bool) -> 
 
 
 @cli.command()
-@click.argument("job_id")
+@click.argument("job_id", type=click.UUID)
 @click.option("--delete", is_flag=True, help="Delete the job with its document and results.")
+@click.option("--format", "output", type=click.Choice(list(FORMATS)),
+              help="Write a done job's results instead of showing it.")
+@click.option("-o", "--out", type=click.Path(path_type=Path),
+              help="Where --format writes (default: standard output; for pdf "
+                   "JOB_ID.ocr.pdf in this folder).")
 @pass_context
-def job(context: Context, job_id: str, delete: bool) -> None:
-    """Show one job (or delete it)."""
+def job(context: Context, job_id: uuid.UUID, delete: bool, output: str | None,
+        out: Path | None) -> None:
+    """Show one job, write its results, or delete it."""
     if delete:
         context.api.call("DELETE", "ocr-jobs", f"/{job_id}", auth=True, expect=(204,))
-        context.say(f"Job {job_id} deleted.", {"job_id": job_id, "status": "deleted"})
+        context.say(f"Job {job_id} deleted.", {"job_id": str(job_id), "status": "deleted"})
         return
-    found = context.api.call("GET", "ocr-jobs", f"/{job_id}", auth=True).json()
+    found = document(context.api.call("GET", "ocr-jobs", f"/{job_id}", auth=True))
+    if output is not None:
+        if found["status"] != "done":
+            raise ApiError(f"job {job_id} is {found['status']}; its results exist once it is "
+                           "done (or wait: scanline ocr … --wait)")
+        target = _targets((Path(str(job_id)),), output, out)[0]
+        _write(context, str(job_id), found, output, target)
+        return
     summary = f"{found['job_id']}  {found['status']}"
     if found.get("error"):
         summary += f": {found['error']}"

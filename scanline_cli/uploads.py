@@ -16,7 +16,7 @@ from typing import Any
 
 from requests_toolbelt import MultipartEncoder, MultipartEncoderMonitor
 
-from scanline_cli.api import Api, ApiError
+from scanline_cli.api import Api, ApiError, document
 
 DIRECT_LIMIT = 4 * 1024 * 1024
 # What ocr-jobs takes (it checks the bytes, not the name; this only labels the upload).
@@ -47,24 +47,24 @@ def upload(api: Api, path: Path, options: dict[str, str], idempotency_key: str |
     """Create one job for ``path``; its answer (``job_id``, ``status_url``)."""
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
     size = path.stat().st_size
-    with path.open("rb") as document:
+    with path.open("rb") as stream:
         if size <= DIRECT_LIMIT:
-            body = _monitored({**options, "file": (path.name, document, media_type(path))},
+            body = _monitored({**options, "file": (path.name, stream, media_type(path))},
                               progress)
-            return api.call("POST", "ocr-jobs", auth=True, expect=(202,), data=body,
-                            headers={**headers, "Content-Type": body.content_type}).json()
+            return document(api.call("POST", "ocr-jobs", auth=True, expect=(202,), data=body,
+                                     headers={**headers, "Content-Type": body.content_type}))
         offer = api.call("POST", "ocr-jobs", auth=True, expect=(201, 202), headers=headers,
                          json={"content_type": media_type(path), "size": size, **options})
         if offer.status_code == 202:  # the same key already made and queued this job
-            return offer.json()
-        presigned = offer.json()
+            return document(offer)
+        presigned = document(offer)
         # The file goes last: S3 ignores form fields after it.
         body = _monitored({**presigned["upload_fields"],
-                           "file": (path.name, document, media_type(path))}, progress)
+                           "file": (path.name, stream, media_type(path))}, progress)
         stored = api.send_to(presigned["upload_url"], data=body,
                              headers={"Content-Type": body.content_type})
         if stored.status_code not in (200, 201, 204):
             raise ApiError(f"the object store refused the upload of {path.name}: HTTP "
                            f"{stored.status_code} {stored.text[:200]}")
-    return api.call("POST", "ocr-jobs", f"/{presigned['job_id']}/submit", auth=True,
-                    expect=(202,)).json()
+    return document(api.call("POST", "ocr-jobs", f"/{presigned['job_id']}/submit", auth=True,
+                             expect=(202,)))

@@ -19,7 +19,8 @@ from scanline.runtime import Response, Routes
 STATIC = Path(__file__).parent / "static"
 ASSETS = {"index.html": "text/html; charset=utf-8",
           "app.js": "text/javascript; charset=utf-8",
-          "app.css": "text/css; charset=utf-8"}
+          "app.css": "text/css; charset=utf-8",
+          "icon.svg": "image/svg+xml"}
 # blob: images are the user's own file, shown under its word boxes.
 SECURITY = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
@@ -49,6 +50,6 @@ def page() -> Response:
     return _served("index.html")
 
 
-@routes.http("/<asset>", "GET", summary="The console's script and style sheet")
+@routes.http("/<asset>", "GET", summary="The console's script, style sheet and icon")
 def asset(asset: str) -> Response:
     return _served(asset)

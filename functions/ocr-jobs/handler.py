@@ -91,6 +91,12 @@ WAIT = {"type": "integer", "minimum": 0, "maximum": JobPolicy.max_wait_seconds, 
 KEYRING = {"type": "object", "required": ["keys"],
            "properties": {"keys": {"type": "array", "items": {"type": "object"}}}}
 
+# Results are served from the gateway's origin, the console's too: a browser that opens
+# one must treat it as inert data (the hOCR is XHTML of recognised text), never as a page
+# of that origin that could run something.
+INERT_DOCUMENT = {"Content-Security-Policy": "default-src 'none'; sandbox",
+                  "X-Content-Type-Options": "nosniff"}
+
 routes = Routes()
 
 
@@ -265,7 +271,8 @@ def _finished(uow: UnitOfWork, user_id: str, job_id: str) -> Job:
              summary="A done job's text (text/plain; pages separated by form feeds)")
 def get_text(caller: Claims, job_id: uuid.UUID, uow: UnitOfWork) -> Response:
     job = _finished(uow, caller.subject, str(job_id))
-    return Response(job.text or "", content_type="text/plain; charset=utf-8")
+    return Response(job.text or "", content_type="text/plain; charset=utf-8",
+                    headers=INERT_DOCUMENT)
 
 
 @routes.http("/<uuid:job_id>/hocr", "GET", auth=True,
@@ -275,7 +282,7 @@ def get_hocr(caller: Claims, job_id: uuid.UUID, uow: UnitOfWork) -> Response:
     if job.pages is None:
         raise NotFound(f"job {job.id} was read before hOCR existed")
     return Response(outputs.hocr(job.pages, job.languages or "eng"),
-                    content_type="text/html; charset=utf-8")
+                    content_type="text/html; charset=utf-8", headers=INERT_DOCUMENT)
 
 
 @routes.http("/<uuid:job_id>/pdf", "GET", auth=True,
@@ -286,7 +293,8 @@ def get_pdf(caller: Claims, job_id: uuid.UUID, uow: UnitOfWork, store: ObjectSto
         raise NotFound(f"job {job.id} was read before searchable PDFs existed")
     return Response(store.get(ocr.pdf_key(job.user_id, job.id)),
                     content_type="application/pdf",
-                    headers={"Content-Disposition": f'inline; filename="{job.id}.pdf"'})
+                    headers={"X-Content-Type-Options": "nosniff",
+                             "Content-Disposition": f'inline; filename="{job.id}.pdf"'})
 
 
 @routes.http("/", "GET", auth=True, summary="The caller's jobs, newest first, a page at a time",

@@ -11,9 +11,13 @@ import re
 import stat
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -115,7 +119,8 @@ def test_ocr_waits_and_writes_text_json_and_a_searchable_pdf(person: Person,
     assert job["status"] == "done" and job["pages"][0]["lines"], job
     out = tmp_path / "results"
     person.ok("ocr", str(page), str(page), "--wait", "--format", "pdf", "-o", str(out))
-    assert (out / "page.pdf").read_bytes().startswith(b"%PDF-")
+    assert (out / "page.ocr.pdf").read_bytes().startswith(b"%PDF-")
+    assert (out / "page-2.ocr.pdf").exists()  # the same name twice: two results
     listed = [json.loads(line) for line in person.ok("--json", "jobs").splitlines()]
     assert job["job_id"] in {j["job_id"] for j in listed} and len(listed) == 4
 
@@ -148,3 +153,80 @@ def test_errors_are_one_line_with_exit_codes_scripts_can_use(
     unreachable = person.run("login", "--email", "a@example.com", stdin=f"{PASSWORD}\n",
                              gateway="http://127.0.0.1:9")
     assert unreachable.returncode == 4 and "cannot reach Scanline" in unreachable.stderr
+
+
+def test_results_never_overwrite_a_document_nor_each_other(person: Person,
+                                                          tmp_path: Path) -> None:
+    page = person.home / "page.png"
+    page.write_bytes(SAMPLE.data)
+    (person.home / "sub").mkdir()
+    (person.home / "sub" / "page.png").write_bytes(SAMPLE.data)
+    refused = person.run("ocr", str(page), "--wait", "--format", "pdf", "-o", str(page))
+    assert refused.returncode == 2 and "is one of the documents" in refused.stderr
+    person.ok("ocr", "page.png", "--wait", "--format", "pdf")  # into this folder
+    assert page.read_bytes() == SAMPLE.data
+    assert (person.home / "page.ocr.pdf").read_bytes().startswith(b"%PDF-")
+    out = tmp_path / "texts"
+    person.ok("ocr", "page.png", "sub/page.png", "--wait", "-o", f"{out}/")
+    assert sorted(p.name for p in out.iterdir()) == ["page-2.txt", "page.txt"]
+    assert person.ok("ocr", "page.png", "--wait", "-o", "-").endswith("\n")
+
+
+class _Hostile(BaseHTTPRequestHandler):
+    """A gateway that is not Scanline: redirects, non-JSON, answers of the wrong shape."""
+
+    answers: dict[str, tuple[int, dict[str, str], bytes]] = {}
+    seen: list[tuple[str, bytes]] = []
+
+    def _answer(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.seen.append((self.path, body))
+        status, headers, content = self.answers.get(self.path.split("?")[0],
+                                                    (404, {}, b"{}"))
+        self.send_response(status)
+        for name, value in {"Content-Length": str(len(content)), **headers}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(content)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def hostile() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Hostile.seen.clear()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_a_hostile_gateway_gets_no_secret_and_causes_one_line_errors(
+        stack: Stack, tmp_path: Path, hostile: str) -> None:
+    someone = Person(stack, tmp_path)
+    expired = "e30.eyJleHAiOjF9.x"  # {"exp": 1}: renewed before any call
+    (tmp_path / FILE_NAME).write_text(json.dumps({hostile: {
+        "email": "a@example.com", "access_token": expired, "refresh_token": "R-SECRET"}}))
+    _Hostile.answers = {"/function/token": (307, {"Location": f"{hostile}/steal"}, b"")}
+    moved = someone.run("whoami", gateway=hostile)
+    assert moved.returncode == 4 and "redirect" in moved.stderr
+    assert [path for path, _ in _Hostile.seen] == ["/function/token"]  # never /steal
+    _Hostile.answers = {"/function/token": (200, {}, b'{"access_token": "A", '
+                                                     b'"refresh_token": "R2"}'),
+                        "/function/token/userinfo": (200, {}, b"{not json"),
+                        "/function/ocr-jobs": (200, {}, b"[1, 2, 3]")}
+    for command in (["whoami"], ["jobs"]):
+        failed = someone.run(*command, gateway=hostile)
+        (line,) = failed.stderr.strip().splitlines()
+        assert failed.returncode == 4 and "Traceback" not in failed.stderr, failed
+        assert line.startswith("Error: the gateway"), line
+    _Hostile.answers["/function/token/userinfo"] = (
+        401, {"Content-Type": "application/problem+json"},
+        json.dumps({"title": "Unauthorized", "detail": "x" * 100_000 + "\nError: forged"}
+                   ).encode())
+    flooded = someone.run("whoami", gateway=hostile)
+    (line,) = flooded.stderr.strip().splitlines()
+    assert flooded.returncode == 3 and len(line) < 400 and "forged" not in line

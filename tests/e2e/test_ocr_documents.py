@@ -104,7 +104,11 @@ def test_outputs_for_the_owner_and_404_for_anyone_else(carol: OcrClient,
     base = f"{carol.url}/{job['job_id']}"
     text = requests.get(f"{base}/text", headers=carol.auth, timeout=30)
     assert text.headers["Content-Type"].startswith("text/plain") and text.text == job["text"]
-    hocr = ET.fromstring(requests.get(f"{base}/hocr", headers=carol.auth, timeout=30).content)
+    answer = requests.get(f"{base}/hocr", headers=carol.auth, timeout=30)
+    # Inert in a browser, whatever the recognised text says.
+    assert answer.headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    hocr = ET.fromstring(answer.content)
     assert len(hocr.findall(".//*[@class='ocrx_word']")) == len(job["words"])
     pdf = requests.get(f"{base}/pdf", headers=carol.auth, timeout=30)
     assert pdf.headers["Content-Type"] == "application/pdf"

@@ -37,7 +37,7 @@ def policy(answer: object) -> dict[str, str]:
 
 def test_page_script_and_style_are_served_with_a_strict_policy(client: FlaskClient) -> None:
     for path, media_type in [("/", "text/html"), ("/app.js", "text/javascript"),
-                             ("/app.css", "text/css")]:
+                             ("/app.css", "text/css"), ("/icon.svg", "image/svg+xml")]:
         answer = client.get(path)
         assert answer.status_code == 200 and answer.mimetype == media_type, path
         assert answer.headers["X-Content-Type-Options"] == "nosniff"

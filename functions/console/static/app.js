@@ -276,10 +276,19 @@
       row.append(...cells, actions);
       return row;
     });
+    if (rows.length === 0) {
+      const row = document.createElement("tr");
+      const cell = document.createElement("td");
+      cell.colSpan = 4;
+      cell.textContent = "No jobs yet: drop a document above.";
+      row.append(cell);
+      rows.push(row);
+    }
     $("#jobs tbody").replaceChildren(...rows);
   }
 
   async function remove(jobId) {
+    if (!window.confirm(`Delete job ${jobId} with its document and results?`)) { return; }
     await call("DELETE", `/ocr-jobs/${jobId}`, { auth: true });
     uploads.delete(jobId);
     if (shown === jobId) { shown = null; $("#job").hidden = true; }
