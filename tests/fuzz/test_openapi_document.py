@@ -37,7 +37,7 @@ def test_document_is_valid_openapi_3_1() -> None:
 def test_every_http_function_of_stack_yml_is_documented() -> None:
     # issue-otp has operations and an event handler; ocr and send-email only the latter.
     assert set(HANDLERS) == {"register", "issue-otp", "verify-otp", "token", "ocr-jobs",
-                             "housekeeping"}
+                             "housekeeping", "console"}
 
 
 def _documented(rule: str, function: str) -> str:
