@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import itertools
 import json
 import os
 import platform
@@ -54,6 +53,7 @@ from bench.machine import foreign_load
 from bench.stats import percentile
 from scanline.domain import passwords
 from scanline.domain.passwords import PasswordHasher
+from tests.support.clients import loopback_address
 from tests.support.mailbox import Mailbox
 from tests.support.stack import LOCAL, Stack
 
@@ -174,15 +174,13 @@ def load(gateway: str, request: Request, clients: int, duration: float,
     latencies: list[float] = []
     errors: Counter[str] = Counter()
     lock = threading.Lock()
-    sources = itertools.count(1)
 
     def connect() -> http.client.HTTPConnection:
-        # Many clients, as in production: each connection comes from its own loopback
-        # address, so the per-client-address limits (register: 30 an hour) throttle no
-        # one, while every check still runs.
-        n = next(sources)
+        # Many clients, as in production: each connection comes from a loopback address
+        # of its own (random, so no later point or run reuses one), so the per-client
+        # limits (register: 30 an hour) throttle no one, while every check still runs.
         return http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=60,
-                                          source_address=(f"127.1.{n // 250}.{n % 250 + 1}", 0))
+                                          source_address=(loopback_address(), 0))
 
     def client() -> None:
         conn, sent = connect(), 0
