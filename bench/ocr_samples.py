@@ -20,6 +20,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from scanline.ocr.outputs import pdf_file
+
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 FONTS = ("DejaVuSans.ttf", "DejaVuSerif.ttf", "DejaVuSansMono.ttf", "DejaVuSans-Bold.ttf")
 SCANS_DIR = Path(__file__).resolve().parents[1] / "tests" / "data" / "ocr-scans"
@@ -242,33 +244,17 @@ def scanned_pdf(images: list[Image.Image], dpi: int = 300) -> bytes:
     return out.getvalue()
 
 
-def _pdf(objects: list[bytes]) -> bytes:
-    """A PDF file of these objects (1 is the catalog), with its cross-reference table."""
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n%s\nendobj\n" % (number, body))
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
-    out.write(b"".join(b"%010d 00000 n \n" % o for o in offsets))
-    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1, xref))
-    return out.getvalue()
-
-
 def text_pdf(lines: list[str], size: int = 14) -> bytes:
     """A born-digital PDF: ``lines`` typeset in Helvetica on a letter page, no image."""
     content = b"BT /F1 %d Tf 72 720 Td %d TL " % (size, int(size * 1.5)) + b" ".join(
         b"(%s) Tj T*" % line.encode("cp1252") for line in lines) + b" ET"
-    return _pdf([b"<< /Type /Catalog /Pages 2 0 R >>",
-                 b"<< /Type /Pages /Count 1 /Kids [3 0 R] >>",
-                 b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-                 b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
-                 b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica "
-                 b"/Encoding /WinAnsiEncoding >>",
-                 b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content)])
+    return pdf_file([
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Count 1 /Kids [3 0 R] >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+        b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content)], root=1)
 
 
 def blank_pages_pdf(pages: int, width: float = 612, height: float = 792) -> bytes:
@@ -276,9 +262,9 @@ def blank_pages_pdf(pages: int, width: float = 612, height: float = 792) -> byte
     count or the size it claims (a 10,000-page PDF is about 1 MB)."""
     kids = b" ".join(b"%d 0 R" % (3 + i) for i in range(pages))
     page = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %g %g] >>" % (width, height)
-    return _pdf([b"<< /Type /Catalog /Pages 2 0 R >>",
-                 b"<< /Type /Pages /Count %d /Kids [%s] >>" % (pages, kids),
-                 *([page] * pages)])
+    return pdf_file([b"<< /Type /Catalog /Pages 2 0 R >>",
+                     b"<< /Type /Pages /Count %d /Kids [%s] >>" % (pages, kids),
+                     *([page] * pages)], root=1)
 
 
 def chained_tiff(directories: int, loop: bool = False) -> bytes:

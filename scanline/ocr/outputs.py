@@ -133,6 +133,12 @@ def searchable_pdf(pages: Sequence[PdfPage]) -> bytes:
     objects[catalog - 1] = b"<< /Type /Catalog /Pages %d 0 R >>" % tree
     objects[tree - 1] = b"<< /Type /Pages /Count %d /Kids [%s] >>" % (
         len(kids), b" ".join(b"%d 0 R" % k for k in kids))
+    return pdf_file(objects, root=catalog)
+
+
+def pdf_file(objects: Sequence[bytes], root: int) -> bytes:
+    """A PDF file of these objects (numbered from 1; ``root`` is the catalog's number),
+    with its cross-reference table."""
     out = io.BytesIO()
     out.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
     offsets = []
@@ -143,5 +149,5 @@ def searchable_pdf(pages: Sequence[PdfPage]) -> bytes:
     out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
     out.write(b"".join(b"%010d 00000 n \n" % offset for offset in offsets))
     out.write(b"trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1, catalog, xref))
+        len(objects) + 1, root, xref))
     return out.getvalue()
