@@ -43,9 +43,12 @@ class ApiError(click.ClickException):
         super().__init__(one_line(message))
         self.exit_code, self.status = exit_code, status
 
+    # Set by the command group while its context still exists: click shows the error
+    # only after the context has gone.
+    as_json = False
+
     def show(self, file: Any = None) -> None:
-        if click.get_current_context(silent=True) is not None and \
-                getattr(click.get_current_context().obj, "as_json", False):
+        if self.as_json:
             click.echo(json.dumps({"error": self.message, "status": self.status,
                                    "exit_code": self.exit_code}), err=True)
         else:

@@ -50,10 +50,15 @@ class _Commands(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except ApiError as exc:
+            exc.as_json = getattr(ctx.obj, "as_json", False)
+            raise
         except (KeyError, TypeError, AttributeError) as exc:
             # An answer of the right status but not of the contract's shape.
-            raise ApiError(f"the gateway's answer is not what Scanline answers ({exc!r}); "
-                           "check --gateway", EXIT_UNAVAILABLE) from None
+            failure = ApiError(f"the gateway's answer is not what Scanline answers ({exc!r}); "
+                               "check --gateway", EXIT_UNAVAILABLE)
+            failure.as_json = getattr(ctx.obj, "as_json", False)
+            raise failure from None
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})

@@ -150,6 +150,8 @@ def test_errors_are_one_line_with_exit_codes_scripts_can_use(
     assert line.startswith("Error: Unsupported media type") and "Traceback" not in line
     assert person.run("--gateway", "http://127.0.0.1:9", "whoami").returncode == 3
     assert Person(stack, tmp_path).run("whoami").returncode == 3  # never logged in
+    as_json = Person(stack, tmp_path).run("--json", "whoami")
+    assert json.loads(as_json.stderr)["exit_code"] == as_json.returncode == 3
     unreachable = person.run("login", "--email", "a@example.com", stdin=f"{PASSWORD}\n",
                              gateway="http://127.0.0.1:9")
     assert unreachable.returncode == 4 and "cannot reach Scanline" in unreachable.stderr
