@@ -15,12 +15,17 @@
 - ``/metrics``: OpenFaaS's gateway metrics, ``gateway_function_invocation_total`` and
   ``gateway_functions_seconds`` (labels ``function_name`` = ``<name>.openfaas-fn`` as
   OpenFaaS writes it, and ``code``), so dashboards made for OpenFaaS read it.
-- ``/system/functions`` lists the functions.
+- ``/system/functions`` lists the functions. Everything under ``/system/`` asks for the
+  administrator's basic auth first (``admin`` and the ``basic-auth-password`` secret), as
+  OpenFaaS's gateway does: without it, 401 and nothing about what is deployed.
 Errors are RFC 9457 problem documents, like the functions' own.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
 import json
 import logging
 import os
@@ -41,6 +46,7 @@ from waitress import serve
 from infra.connector.amqp import publisher
 from infra.connector.trigger import declare_topology
 from infra.local import paths
+from infra.local.secretgen import read_secret
 from infra.local.stackfile import Function, Stack, load
 from scanline.adapters.topology import queue_name
 from scanline.domain import callbacks
@@ -73,18 +79,30 @@ SECONDS = Histogram("gateway_functions_seconds", "Time to the function's respons
                     ["function_name", "code"])
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
-REASONS = {200: "OK", 202: "Accepted", 400: "Bad Request", 404: "Not Found",
+REASONS = {200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
            405: "Method Not Allowed", 413: "Content Too Large", 502: "Bad Gateway",
            503: "Service Unavailable", 504: "Gateway Timeout"}
 
 
-def problem(start_response: StartResponse, status: int, detail: str) -> list[bytes]:
+def problem(start_response: StartResponse, status: int, detail: str,
+            headers: tuple[tuple[str, str], ...] = ()) -> list[bytes]:
     title = REASONS.get(status, "Error")
     body = json.dumps({"type": "about:blank", "title": title, "status": status,
                        "detail": detail}).encode()
     start_response(f"{status} {title}", [("Content-Type", "application/problem+json"),
-                                         ("Content-Length", str(len(body)))])
+                                         ("Content-Length", str(len(body))), *headers])
     return [body]
+
+
+def basic_credentials(header: str) -> bytes | None:
+    """``user:password`` of an ``Authorization: Basic`` header, or None."""
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        return base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
 
 
 def json_response(start_response: StartResponse, status: int, document: object) -> list[bytes]:
@@ -150,6 +168,7 @@ class Gateway:
         self.session.mount("http://", adapter)
         self.publisher = publisher(declare_async_queue)
         self.checks = ThreadPoolExecutor(max_workers=8, thread_name_prefix="healthz")
+        self.admin = f"{paths.GATEWAY_ADMIN}:{read_secret(paths.GATEWAY_PASSWORD_SECRET)}".encode()
 
     # --- WSGI entry point --------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -168,8 +187,8 @@ class Gateway:
             start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST),
                                       ("Content-Length", str(len(body)))])
             return [body]
-        if path.rstrip("/") == "/system/functions" and method == "GET":
-            return json_response(start_response, 200, self.system_functions())
+        if path.startswith("/system/"):
+            return self.system(environ, start_response, path, method)
         return problem(start_response, 404, f"no route for {path}")
 
     def _function(self, name: str) -> Function | None:
@@ -296,6 +315,16 @@ class Gateway:
         healthy = all(v == "up" for group in report.values() for v in group.values())
         document = {"status": "ok" if healthy else "degraded", **report}
         return json_response(start_response, 200 if healthy else 503, document)
+
+    def system(self, environ: dict[str, Any], start_response: StartResponse, path: str,
+               method: str) -> Iterable[bytes]:
+        given = basic_credentials(environ.get("HTTP_AUTHORIZATION", ""))
+        if given is None or not hmac.compare_digest(given, self.admin):
+            return problem(start_response, 401, "the gateway's administrator credentials are "
+                           "required", headers=(("WWW-Authenticate", 'Basic realm="Restricted"'),))
+        if path.rstrip("/") == "/system/functions" and method == "GET":
+            return json_response(start_response, 200, self.system_functions())
+        return problem(start_response, 404, f"no route for {method} {path}")
 
     def system_functions(self) -> list[dict[str, object]]:
         return [{"name": f.name, "image": f.image, "namespace": "openfaas-fn",

@@ -29,6 +29,10 @@ PYTHON = VENV / "bin" / "python"
 
 HOST = "127.0.0.1"
 GATEWAY_PORT = int(os.environ.get("GATEWAY_PORT", "8080"))
+# The gateway's administrator, as OpenFaaS names them (the ``basic-auth`` secret's user and
+# password): ``/system/*`` asks for them; faas-cli logs in with them.
+GATEWAY_ADMIN = "admin"
+GATEWAY_PASSWORD_SECRET = "basic-auth-password"
 POSTGRES_PORT = 5432
 RABBITMQ_HOST = os.environ.get("RABBITMQ_HOST", HOST)
 RABBITMQ_PORT = int(os.environ.get("RABBITMQ_PORT", "5672"))

@@ -33,7 +33,8 @@ from scanline.secrets import (
 )
 from scanline.signing import Keyring, TrustedKey, key_id, keyring_document
 
-ALWAYS = ("postgres-password", "rabbitmq-password", "s3-access-key", "s3-secret-key")
+ALWAYS = ("postgres-password", "rabbitmq-password", "s3-access-key", "s3-secret-key",
+          paths.GATEWAY_PASSWORD_SECRET)
 RETIRED_KEYS = "event-retired-keys.json"
 
 

@@ -22,6 +22,7 @@ from infra.connector.amqp import connection_parameters
 from infra.local import paths
 from infra.local.build import build_context
 from infra.local.pytest_stack import GATEWAY, local_stack  # noqa: F401 (fixture)
+from infra.local.secretgen import read_secret
 from infra.local.stackfile import Stack, envsubst, load
 from scanline.adapters.topology import (
     DEAD_LETTER_EXCHANGE,
@@ -30,6 +31,7 @@ from scanline.adapters.topology import (
     queue_arguments,
     queue_name,
 )
+from tests.support.tools import tool
 
 # --- build layout (no services needed) ---------------------------------------------------
 
@@ -150,8 +152,45 @@ def test_healthz_lists_every_function_and_dependency(local_stack: Stack) -> None
     # What the functions' own readiness checks report (db, bus, store, mail, event keys).
     assert set(document["dependencies"]) == {"postgresql", "rabbitmq", "s3", "smtp", "secrets"}
     assert document["status"] in {"ok", "degraded"}
-    listed = requests.get(f"{GATEWAY}/system/functions", timeout=10).json()
+    listed = requests.get(f"{GATEWAY}/system/functions", auth=_admin(), timeout=10).json()
     assert {f["name"] for f in listed} == set(local_stack.functions)
+
+
+def _admin() -> tuple[str, str]:
+    return paths.GATEWAY_ADMIN, read_secret(paths.GATEWAY_PASSWORD_SECRET)
+
+
+def test_system_routes_ask_for_the_administrator(local_stack: Stack,  # noqa: F811
+                                                 tmp_path: Path) -> None:
+    """As OpenFaaS's gateway: nothing under /system/ answers a stranger, whatever the
+    method or path, and the real faas-cli logs in and lists with the admin's password."""
+    user, password = _admin()
+    strangers = [
+        requests.get(f"{GATEWAY}/system/functions", timeout=5),
+        requests.get(f"{GATEWAY}/system/functions", auth=(user, password + "x"), timeout=5),
+        requests.get(f"{GATEWAY}/system/functions", auth=("root", password), timeout=5),
+        requests.get(f"{GATEWAY}/system/functions",
+                     headers={"Authorization": "Basic !!not-base64"}, timeout=5),
+        requests.get(f"{GATEWAY}/system/functions",
+                     headers={"Authorization": f"Bearer {password}"}, timeout=5),
+        requests.post(f"{GATEWAY}/system/functions", json={"service": "x"}, timeout=5),
+        requests.get(f"{GATEWAY}/system/info", timeout=5),
+    ]
+    for response in strangers:
+        assert response.status_code == 401, response.text
+        assert response.headers["WWW-Authenticate"].startswith("Basic ")
+        assert response.headers["Content-Type"] == "application/problem+json"
+        assert not any(name in response.text for name in local_stack.functions)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    login = subprocess.run([str(tool("faas-cli")), "login", "--gateway", GATEWAY, "--username",
+                            user, "--password-stdin"], input=password, env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert login.returncode == 0, login.stdout + login.stderr
+    listed = subprocess.run([str(tool("faas-cli")), "list", "--gateway", GATEWAY], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert {line.split()[0] for line in listed.stdout.splitlines()[1:]} == set(
+        local_stack.functions)
 
 
 def _public(stack: Stack) -> str:
