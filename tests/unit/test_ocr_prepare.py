@@ -6,9 +6,11 @@ from __future__ import annotations
 import io
 import random
 
+import pytest
 from PIL import Image
 
-from bench.ocr_samples import Style, degraded, generated, render, scans, speckle
+from bench.ocr_samples import Style, degraded, generated, letter_page, render, scans, speckle
+from scanline.ocr import prepare as preparing
 from scanline.ocr.prepare import DEFAULT_DPI, SPECKLED, prepare, skew_angle, specks_per_megapixel
 
 
@@ -23,6 +25,21 @@ def test_speckled_scans_are_told_from_clean_ones() -> None:
     noisy = [decoded(s.data).convert("L") for s in degraded(count=6)]
     assert max(specks_per_megapixel(i) for i in clean) < SPECKLED
     assert min(specks_per_megapixel(i) for i in noisy) > SPECKLED
+
+
+def test_a_big_page_is_measured_on_bands_that_agree_with_the_whole(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 300-dpi letter page (8.4 Mpx) is sampled: clean stays clean (no glyph cut at a
+    band's edge counts as a speck), speckled is found, and the sample's density is that of
+    the whole page within a quarter."""
+    page = decoded(letter_page().data).convert("L")
+    pages = [page] + [speckle(page, random.Random(1), d) for d in (0.002, 0.005)]
+    sampled = [specks_per_megapixel(p) for p in pages]
+    monkeypatch.setattr(preparing, "SPECK_SAMPLE", page.width * page.height)
+    whole = [specks_per_megapixel(p) for p in pages]
+    assert sampled[0] == whole[0] == 0
+    assert all(s > SPECKLED and abs(s - w) < w / 4 for s, w in zip(sampled[1:], whole[1:],
+                                                                      strict=True))
 
 
 def test_only_speckled_images_are_despeckled() -> None:
