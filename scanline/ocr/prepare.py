@@ -23,9 +23,11 @@ blocks grow with the glyphs).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from PIL import Image, ImageChops, ImageFilter, ImageStat
+import numpy as np
+from PIL import Image, ImageChops, ImageFilter
 
 DEFAULT_DPI = 300
 DARK = 128  # grey level below which a pixel is ink
@@ -46,6 +48,7 @@ SKEW_SIDE = 1200  # the skew is measured on a copy at most this large
 # of the whole page's on the bench's speckled pages; the thresholds are a factor of 2-3 apart).
 SPECK_SAMPLE = 1_000_000
 SPECK_BAND = 128
+MEDIAN_ROWS = 64  # rows of a median computed together (small enough to stay in cache)
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,31 @@ def _speck_mask(grey: Image.Image) -> Image.Image:
     return ImageChops.darker(dark01.point(lambda v: 255 * v), lonely)
 
 
+def _median_of_three(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    return np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
+
+
+def median3(grey: Image.Image) -> Image.Image:
+    """The 3x3 median, equal pixel for pixel to ``ImageFilter.MedianFilter(3)`` (edges
+    repeated), 6-15 times faster: Pillow's rank filter sorts nine values per pixel; here each
+    column of three is sorted once and the median taken from the three neighbouring columns'
+    lows, middles and highs (the classic separable median network), on bands of rows."""
+    pixels = np.asarray(grey)
+    padded = np.pad(pixels, 1, mode="edge")
+    out = np.empty_like(pixels)
+    for top in range(0, pixels.shape[0], MEDIAN_ROWS):
+        band = padded[top:top + MEDIAN_ROWS + 2]
+        up, mid, down = band[:-2], band[1:-1], band[2:]
+        low = np.minimum(np.minimum(up, mid), down)
+        high = np.maximum(np.maximum(up, mid), down)
+        middle = _median_of_three(up, mid, down)
+        out[top:top + MEDIAN_ROWS] = _median_of_three(
+            np.maximum(np.maximum(low[:, :-2], low[:, 1:-1]), low[:, 2:]),
+            _median_of_three(middle[:, :-2], middle[:, 1:-1], middle[:, 2:]),
+            np.minimum(np.minimum(high[:, :-2], high[:, 1:-1]), high[:, 2:]))
+    return Image.fromarray(out, mode="L")
+
+
 def specks_per_megapixel(grey: Image.Image) -> float:
     """Lonely dark pixels per megapixel; on a big image, counted exactly on evenly spaced
     bands (each cut with the 5x5 window's reach around it, so that a glyph cut at a band's
@@ -85,10 +113,34 @@ def specks_per_megapixel(grey: Image.Image) -> float:
     return found * 1_000_000 / (bands * width * SPECK_BAND)
 
 
-def _row_sharpness(ink: Image.Image, angle: float) -> float:
-    turned = ink.rotate(angle) if angle else ink  # nearest: 8x faster than bilinear, as good here
-    rows = turned.resize((1, turned.height), Image.Resampling.BOX)
-    return ImageStat.Stat(rows).var[0]
+class _Ink:
+    """The inked pixels of a copy, centred, with their weights: a row profile at any angle
+    is then one pass over them (no rotated image is made)."""
+
+    def __init__(self, image: Image.Image) -> None:
+        weights = np.asarray(image, dtype=np.float32)
+        ys, xs = np.nonzero(weights)
+        self.weights = weights[ys, xs]
+        self.ys = ys.astype(np.float32) - image.height / 2
+        self.xs = xs.astype(np.float32) - image.width / 2
+
+    def sharpness(self, angle: float) -> float:
+        """The sum of squares of the row profile after a turn of ``angle`` degrees
+        counter-clockwise: largest where the lines are level (ink in few rows, gaps
+        empty)."""
+        if not self.weights.size:
+            return 0.0
+        turn = math.radians(angle)
+        rows = self.ys * math.cos(turn) - self.xs * math.sin(turn)
+        rows -= rows.min()
+        # Each pixel shared between the two rows it falls between: rounding to the nearest
+        # row instead makes the unturned profile (every pixel on a row) look the sharpest.
+        below = np.floor(rows)
+        upper = (rows - below) * self.weights
+        index = below.astype(np.int64)
+        profile = np.bincount(index, weights=self.weights - upper, minlength=index.max() + 2)
+        profile[1:] += np.bincount(index, weights=upper, minlength=index.max() + 1)
+        return float(profile @ profile)
 
 
 def _shrunk(image: Image.Image, side: int) -> Image.Image:
@@ -101,15 +153,16 @@ def _shrunk(image: Image.Image, side: int) -> Image.Image:
 
 def skew_angle(grey: Image.Image) -> float:
     """Degrees to rotate by (counter-clockwise) for level lines: the angle whose row
-    profile of ink has the largest variance. Whole degrees on a small copy, then 0.25° and
-    0.1° steps around the best on a larger one (measured: 0.03° mean error, 0.08° worst)."""
-    large = _shrunk(_dark_mask(grey), SKEW_SIDE)
-    small = _shrunk(large, SKEW_SIDE // 2)
+    profile of ink is sharpest. Whole degrees on a small copy, then 0.25° and 0.1° steps
+    around the best on a larger one (measured on 80 generated pages of 1-8 lines, 20-36 px,
+    ±4.5°: 0.03° mean error, 0.2° worst; 6 ms where turning the copy took 9)."""
+    large_copy = _shrunk(_dark_mask(grey), SKEW_SIDE)
+    small, large = _Ink(_shrunk(large_copy, SKEW_SIDE // 2)), _Ink(large_copy)
     best = max((float(a) for a in range(-int(MAX_SKEW), int(MAX_SKEW) + 1)),
-               key=lambda a: _row_sharpness(small, a))
+               key=small.sharpness)
     for step, reach in ((0.25, 3), (0.1, 2)):
         best = max((best + step * k for k in range(-reach, reach + 1)),
-                   key=lambda a: (_row_sharpness(large, a), -abs(a)))
+                   key=lambda a: (large.sharpness(a), -abs(a)))
     return round(best, 2)
 
 
@@ -121,10 +174,10 @@ def prepare(image: Image.Image, dpi: float | None = None) -> Prepared:
         grey = grey.filter(ImageFilter.GaussianBlur(BILEVEL_BLUR))
         steps.append("antialias")
     elif specks_per_megapixel(grey) > SPECKLED:
-        grey = grey.filter(ImageFilter.MedianFilter(3))
+        grey = median3(grey)
         steps.append("despeckle")
         if specks_per_megapixel(grey) > STILL_SPECKLED:
-            grey = grey.filter(ImageFilter.MedianFilter(3))
+            grey = median3(grey)
             steps.append("despeckle")
     angle = skew_angle(grey)
     if abs(angle) < MIN_SKEW:

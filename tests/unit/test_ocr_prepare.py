@@ -7,11 +7,18 @@ import io
 import random
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from bench.ocr_samples import Style, degraded, generated, letter_page, render, scans, speckle
 from scanline.ocr import prepare as preparing
-from scanline.ocr.prepare import DEFAULT_DPI, SPECKLED, prepare, skew_angle, specks_per_megapixel
+from scanline.ocr.prepare import (
+    DEFAULT_DPI,
+    SPECKLED,
+    median3,
+    prepare,
+    skew_angle,
+    specks_per_megapixel,
+)
 
 
 def decoded(data: bytes) -> Image.Image:
@@ -40,6 +47,16 @@ def test_a_big_page_is_measured_on_bands_that_agree_with_the_whole(
     assert sampled[0] == whole[0] == 0
     assert all(s > SPECKLED and abs(s - w) < w / 4 for s, w in zip(sampled[1:], whole[1:],
                                                                       strict=True))
+
+
+def test_the_median_is_pillows_pixel_for_pixel() -> None:
+    """Odd sizes, edges, a band boundary (64 rows) and random pixels included."""
+    rng = random.Random(3)
+    for width, height in ((1, 1), (2, 3), (7, 65), (130, 129)):
+        noise = Image.frombytes("L", (width, height), rng.randbytes(width * height))
+        assert median3(noise).tobytes() == noise.filter(ImageFilter.MedianFilter(3)).tobytes()
+    scan = speckle(decoded(degraded(count=1)[0].data).convert("L"), rng, 0.01)
+    assert median3(scan).tobytes() == scan.filter(ImageFilter.MedianFilter(3)).tobytes()
 
 
 def test_only_speckled_images_are_despeckled() -> None:
