@@ -87,6 +87,18 @@ def _fail(uow: UnitOfWork, job: Job, token: str, error: ScanlineError) -> None:
     log.warning("ocr job %s failed: %s", job.id, error.detail)
 
 
+def _release(uow: UnitOfWork, job_id: str, token: str) -> None:
+    """An attempt that failed on our side hands its lease back, so that the broker's next
+    delivery claims the job at once and counts an attempt. Held until it ran out, every
+    redelivery meanwhile found the job busy (503) and spent the queue's delivery limit
+    before ``OCR_MAX_ATTEMPTS`` could fail the job: it stayed ``processing`` for ever."""
+    try:
+        with uow:
+            uow.jobs.release(job_id, token)
+    except DependencyUnavailable as exc:  # the lease runs out by itself
+        log.warning("ocr job %s: lease not released: %s", job_id, exc.detail)
+
+
 def _finish(uow: UnitOfWork, job: Job, token: str, result: dict[str, Any]) -> bool:
     with uow:
         if not uow.jobs.complete(job.id, token, **result):
@@ -132,12 +144,16 @@ def recognise(event: OcrRequested, uow: UnitOfWork, store: ObjectStore,
             result = _read(job, store, ocr_service, time.monotonic()
                            + job_policy.job_timeout.total_seconds())
         except ScanlineError as exc:
-            if exc.status >= 500:
-                raise  # S3 or the engine unavailable: the message is retried
+            if exc.status >= 500:  # S3 or the engine unavailable: the message is retried
+                _release(uow, job.id, token)
+                raise
             # Object gone (404) or changed since submit (409), not a document (415), a
             # bomb (413), encrypted, too slow, a language/engine this deployment lacks (422).
             _fail(uow, job, token, exc)
             callback_sender.wake()
+            raise
+        except Exception:  # a fault of ours: retried, and counted, until it gives up
+            _release(uow, job.id, token)
             raise
     result["timings"]["total_ms"] = _ms(started)
     finished = _finish(uow, job, token, result)

@@ -162,6 +162,12 @@ class OcrJobs:
         return self._transition(job_id, {ocr.PROCESSING}, ocr_jobs.c.lease_token == token,
                                 lease_expires_at=now + lease) is not None
 
+    def release(self, job_id: str, token: str) -> bool:
+        """Give the lease up at once (the job stays ``processing``): the next delivery
+        claims it without waiting for the lease to run out."""
+        return self._transition(job_id, {ocr.PROCESSING}, ocr_jobs.c.lease_token == token,
+                                lease_token=None, lease_expires_at=None) is not None
+
     def complete(self, job_id: str, token: str, *, engine: str, text: str,
                  timings: dict[str, Any], pages: list[dict[str, Any]] | None = None,
                  words: list[dict[str, Any]] | None = None) -> Job | None:

@@ -94,14 +94,15 @@ def _check(info: DocumentInfo, limits: DocumentLimits) -> DocumentInfo:
     return info
 
 
-def _open_image(data: bytes) -> Image.Image:
+def _open_image(data: bytes, limits: DocumentLimits) -> Image.Image:
     try:
         return Image.open(io.BytesIO(data), formats=list(IMAGE_TYPES))
     except UnidentifiedImageError:
         raise UnsupportedMediaType(
             "the file is not a PDF, nor a PNG, JPEG, TIFF, WebP or BMP image") from None
-    except Image.DecompressionBombError as exc:
-        raise PayloadTooLarge(f"image has too many pixels: {exc}") from None
+    except Image.DecompressionBombError:
+        raise PayloadTooLarge(f"the image has too many pixels; a page may have at most "
+                              f"{limits.max_pixels}") from None
     except (OSError, SyntaxError, ValueError) as exc:  # Pillow's "broken header" errors
         raise UndecodableImage(f"the image header cannot be read: {exc}") from None
 
@@ -132,7 +133,7 @@ def inspect(data: bytes, limits: DocumentLimits) -> DocumentInfo:
         # An incomplete walk stopped at max_pages + 1 directories: over the limit.
         return _check(DocumentInfo(IMAGE_TYPES["TIFF"], len(walked.sizes),
                                    tuple(walked.sizes)), limits)
-    image = _open_image(data)
+    image = _open_image(data, limits)
     assert image.format is not None
     if getattr(image, "n_frames", 1) > 1:
         raise UnsupportedMediaType("animated images are not accepted; send a multi-page "
@@ -170,7 +171,7 @@ def pages(data: bytes, limits: DocumentLimits) -> Iterator[PageImage]:
         except pdf.PdfError as exc:
             raise UndecodableImage(str(exc)) from None
         return
-    image = _open_image(data)
+    image = _open_image(data, limits)
     for index in range(info.pages):
         try:
             if index:

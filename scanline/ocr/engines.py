@@ -82,6 +82,15 @@ def as_request(item: PageRequest | Image.Image) -> PageRequest:
     return item if isinstance(item, PageRequest) else PageRequest(item)
 
 
+def _text(read: Any, *level: Any) -> str:
+    """What tesserocr read, or "" where it read nothing: it raises ``RuntimeError`` for the
+    C API's NULL (a blank page still yields one empty element to iterate over)."""
+    try:
+        return (read(*level) or "").strip()
+    except RuntimeError:
+        return ""
+
+
 def _unrotate(points: Sequence[tuple[float, float]], prepared: Prepared,
               size: tuple[int, int]) -> tuple[tuple[int, int], ...]:
     """Points of the deskewed image back in the page it was made from (``size``)."""
@@ -203,9 +212,9 @@ class TesseractEngine:
         vertical = False
         vertical_words = 0
         for word in tesserocr.iterate_level(api.GetIterator(), RIL.WORD):
+            text = _text(word.GetUTF8Text, RIL.WORD)
             if word.IsAtBeginningOf(RIL.BLOCK):
                 vertical = word.Orientation()[1] == TOP_TO_BOTTOM
-            text = (word.GetUTF8Text(RIL.WORD) or "").strip()
             if text:
                 vertical_words += vertical
                 found.append((text, word.Confidence(RIL.WORD), word.BoundingBox(RIL.WORD),
@@ -237,7 +246,7 @@ class TesseractEngine:
             for text, confidence, (x0, y0, x1, y1), para, line in found:
                 if confidence < DOUBTFUL:
                     api.SetRectangle(max(0, x0 - 3), max(0, y0 - 3), x1 - x0 + 6, y1 - y0 + 6)
-                    again = (api.GetUTF8Text() or "").strip()
+                    again = _text(api.GetUTF8Text)
                     mean = float(api.MeanTextConf())
                     if again and " " not in again and mean > confidence:
                         text, confidence = again, mean

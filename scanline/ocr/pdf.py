@@ -67,12 +67,21 @@ def _open(data: bytes) -> pdfium.PdfDocument:
     return document
 
 
+def _page_size(document: pdfium.PdfDocument, index: int) -> tuple[float, float]:
+    """A page's size in points; a page tree that loops or holds no page dictionary where
+    the count says one is (PDFium finds no size) is a broken document, not our error."""
+    try:
+        return document.get_page_size(index)
+    except pdfium.PdfiumError as exc:
+        raise PdfError(f"page {index + 1} of the PDF cannot be read: {exc}") from None
+
+
 def inspect(data: bytes, limit: int) -> PdfPages:
     with _LOCK:
         document = _open(data)
         try:
             count = len(document)
-            return PdfPages(count, [document.get_page_size(i)
+            return PdfPages(count, [_page_size(document, i)
                                     for i in range(min(count, limit + 1))])
         finally:
             document.close()
@@ -88,12 +97,17 @@ def render(data: bytes, dpi: int) -> Iterator[Image.Image]:
     try:
         for index in range(count):
             with _LOCK:
-                page = document[index]
+                try:
+                    page = document[index]
+                except pdfium.PdfiumError as exc:
+                    raise PdfError(f"page {index + 1} of the PDF cannot be read: {exc}") from None
                 try:
                     bitmap = page.render(scale=dpi / POINTS_PER_INCH, grayscale=True,
                                          fill_color=(255, 255, 255, 255))
                     image = bitmap.to_pil().convert("L")
                     bitmap.close()
+                except pdfium.PdfiumError as exc:
+                    raise PdfError(f"page {index + 1} of the PDF cannot be drawn: {exc}") from None
                 finally:
                     page.close()
             yield image

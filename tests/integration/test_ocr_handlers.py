@@ -22,8 +22,9 @@ from typing import Any
 import pytest
 import requests
 from flask.testing import FlaskClient
+from PIL import Image
 
-from bench.ocr_samples import generated, word_recall
+from bench.ocr_samples import blank_pages_pdf, generated, word_recall
 from infra.local.environment import function_environment
 from scanline.adapters.ocr_jobs_tables import ocr_jobs
 from scanline.bootstrap import Container
@@ -36,6 +37,7 @@ from scanline.settings import Settings
 from tests.support.broker import EventTap
 from tests.support.jwks_server import serving
 from tests.support.signing import signed, signed_data
+from tests.support.tcpproxy import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = generated()[0]
@@ -306,6 +308,50 @@ def test_a_job_that_keeps_crashing_gives_up(ocr_fn: Function) -> None:
     assert job_row(ocr_fn.deps, job_id).attempts == 5
     assert deliver(ocr_fn, job_id, user_id).status_code == 422
     assert "gave up after 5 attempts" in (job_row(ocr_fn.deps, job_id).error or "")
+
+
+def _blank_png(side: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("L", (side, side), 255).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("data", "content_type"), [
+    (blank_pages_pdf(2), "application/pdf"),
+    (_blank_png(6000), "image/png"),  # 36 Mpx, within the 40 Mpx a page may have
+], ids=["two blank PDF pages", "a blank 6000x6000 PNG"])
+def test_blank_pages_are_read_as_no_text(ocr_fn: Function, data: bytes,
+                                         content_type: str) -> None:
+    """tesserocr raises for a page with nothing on it; such a job used to crash on every
+    attempt and stay ``processing``."""
+    user_id, _, _ = new_user(ocr_fn.deps)
+    job_id = staged_job(ocr_fn.deps, user_id, data, content_type=content_type)
+    r = deliver(ocr_fn, job_id, user_id)
+    assert (r.status_code, r.json["status"]) == (200, "done"), r.json
+    row = job_row(ocr_fn.deps, job_id)
+    assert row.status == ocr.DONE and row.text.strip() == ""
+
+
+@pytest.fixture
+def ocr_fn_without_s3(stack: object) -> Iterator[Function]:
+    """The ocr function while its S3 is unreachable (a closed port)."""
+    yield from function("ocr", OCR_ENGINE="tesseract",
+                        S3_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}")
+
+
+def test_an_attempt_that_fails_on_our_side_hands_the_job_back_at_once(
+        ocr_fn: Function, ocr_fn_without_s3: Function) -> None:
+    """A retried attempt must not find its own dead attempt's lease: every redelivery
+    would answer 503 (busy) until the broker's delivery limit dead-lettered the message,
+    and the job would stay ``processing`` for ever."""
+    user_id, _, _ = new_user(ocr_fn.deps)
+    job_id = staged_job(ocr_fn.deps, user_id, SAMPLE.data)
+    assert deliver(ocr_fn_without_s3, job_id, user_id).status_code == 503
+    row = job_row(ocr_fn.deps, job_id)
+    assert (row.status, row.attempts) == (ocr.PROCESSING, 1)
+    r = deliver(ocr_fn, job_id, user_id)  # the redelivery, S3 back
+    assert (r.status_code, r.json["status"]) == (200, "done"), r.json
+    assert job_row(ocr_fn.deps, job_id).attempts == 2
 
 
 def test_an_event_that_does_not_match_its_job_is_refused_before_the_claim(

@@ -20,7 +20,7 @@ from scanline.payloads import EmailRequested
 from tests.support.mailbox import Mailbox
 from tests.support.signing import signed
 from tests.support.stack import Stack
-from tests.support.tcpproxy import TcpProxy, _free_port
+from tests.support.tcpproxy import TcpProxy, free_port
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def isolated_send_email(tmp_path: Path) -> Iterator[tuple[str, TcpProxy, TcpProx
     that are not listening yet."""
     context = build_context("send-email", load(), out=tmp_path)
     db_proxy, amqp_proxy = TcpProxy(paths.POSTGRES_PORT), TcpProxy(paths.RABBITMQ_PORT)
-    port = _free_port()
+    port = free_port()
     env = function_environment("send-email")
     # METRICS_PORT=0: the stack's own send-email already serves its metrics port.
     env.update(upstream_url=f"http://127.0.0.1:{port}", FUNCTION_NAME="send-email",

@@ -27,7 +27,7 @@ from infra.local.environment import metrics_port
 from infra.local.pod import WATCHDOG_ENV, pods_possible
 from infra.local.stackfile import Function, Stack, load
 from tests.support.stack import Stack as StackProcess
-from tests.support.tcpproxy import _free_port
+from tests.support.tcpproxy import free_port
 
 HANDLER = Path(__file__).resolve().parents[1] / "support" / "watchdog_function"
 NAME = "watchdog-check"
@@ -49,7 +49,7 @@ def pods() -> None:
 
 class RunningPod:
     def __init__(self, workdir: Path, *overrides: str) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         stack_file = workdir / "stack.yml"
         stack_file.write_text(yaml.safe_dump({
             "version": 1.0, "provider": {"name": "openfaas"},
@@ -124,7 +124,7 @@ def test_health_is_the_watchdogs_and_readiness_the_functions(pod: RunningPod) ->
 
 def test_readiness_says_503_while_the_database_is_unreachable(
         tmp_path: Path, local_services: None) -> None:
-    closed = _free_port()
+    closed = free_port()
     down = RunningPod(tmp_path, f"DATABASE_URL=postgresql+pg8000://scanline@127.0.0.1:{closed}"
                                 "/scanline")
     try:

@@ -23,7 +23,7 @@ from infra.local.stackfile import Function, Stack, load
 from scanline.adapters.topology import dead_letter_queue, queue_name
 from scanline.payloads import Payload
 from tests.support.signing import producer_keys, signed
-from tests.support.tcpproxy import _free_port
+from tests.support.tcpproxy import free_port
 
 LANG = "python3-flask-cloudevents"
 
@@ -40,7 +40,7 @@ class TestFunction:
         self.producer = producer
         self.secrets_dir = producer_keys(workdir / "secrets", producer)
         self.prefetch, self.delivery_limit, self.timeout = prefetch, delivery_limit, timeout
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://{paths.HOST}:{self.port}"
         self.function: subprocess.Popen[bytes] | None = None
         self.trigger: subprocess.Popen[bytes] | None = None

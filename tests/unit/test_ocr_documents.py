@@ -13,6 +13,7 @@ from bench.ocr_samples import blank_pages_pdf, chained_tiff, scanned_pdf, text_p
 from scanline.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from scanline.ocr import documents, tiff
 from scanline.ocr.documents import DocumentLimits, UndecodableImage, inspect, pages
+from scanline.ocr.outputs import pdf_file
 
 LIMITS = DocumentLimits()
 
@@ -48,6 +49,22 @@ def test_anything_else_is_415(data: bytes) -> None:
 def test_a_broken_pdf_is_415() -> None:
     with pytest.raises(UndecodableImage, match="PDF"):
         inspect(b"%PDF-1.7\n", LIMITS)
+
+
+CATALOG = b"<< /Type /Catalog /Pages 2 0 R >>"
+
+
+@pytest.mark.parametrize("tree", [
+    [b"<< /Type /Pages /Kids [2 0 R] /Count 1 >>"],  # the tree holds itself
+    [b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+     b"<< /Type /Pages /Kids [2 0 R] /Count 1 /Parent 2 0 R >>"],  # two nodes in a loop
+    [b"<< /Type /Pages /Kids 5 /Count 1 >>"],  # kids that are no array
+], ids=["a tree that holds itself", "two nodes in a loop", "kids that are no array"])
+def test_a_page_tree_with_no_page_where_it_counts_one_is_415_not_500(tree: list[bytes]) -> None:
+    """Found from outside: PDFium opens these, then has no size for the page (a 500)."""
+    data = pdf_file([CATALOG, *tree], root=1)
+    with pytest.raises(UndecodableImage, match="page 1 of the PDF cannot be read"):
+        inspect(data, LIMITS)
 
 
 def test_pixel_limit_is_checked_from_the_header() -> None:
