@@ -1,10 +1,13 @@
 """Local stand-in for the OpenFaaS gateway: the same URLs, in front of local processes.
 
 - ``/function/<name>[/<path>]`` proxies to the function, streaming both bodies (waitress
-  spools large uploads to disk; the proxy never holds a 20 MiB body in memory). A body
-  whose ``Content-Length`` is over the function's ``MAX_REQUEST_BYTES`` is refused (413)
-  before it is read; a function marked ``io.scanline.event-only`` is not served at all
-  (404): only its queue's trigger reaches it.
+  spools large uploads to disk; the proxy never holds a 20 MiB body in memory). Waitress
+  reads a whole body before the application sees the request, so a ``Content-Length``
+  over the largest limit of any function is refused from the headers alone, and one over
+  its own function's ``MAX_REQUEST_BYTES`` (413) before it is passed on. A function
+  marked ``io.scanline.event-only`` is not served at all (404): only its queue's trigger
+  reaches it. (A server that hands requests over after their headers, cheroot, was tried:
+  40 slow clients then held all its threads, where waitress reads them asynchronously.)
 - ``/async-function/<name>[/<path>]`` answers 202 + ``X-Call-Id`` after the request is
   confirmed by RabbitMQ in ``scanline.async``; the queue-worker (``infra.local.queueworker``,
   its own program) invokes the function later. ``X-Callback-Url`` is accepted only when
@@ -41,7 +44,9 @@ import requests
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import BasicProperties
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
-from waitress import serve
+from waitress import create_server
+from waitress.channel import HTTPChannel
+from waitress.task import ErrorTask
 
 from infra.connector.amqp import publisher
 from infra.connector.trigger import declare_topology
@@ -110,6 +115,26 @@ def json_response(start_response: StartResponse, status: int, document: object) 
     start_response(f"{status} {REASONS.get(status, '')}".strip(),
                    [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]
+
+
+class ProblemErrorTask(ErrorTask):
+    """Waitress's own refusals (headers over its limit, a body over the largest one, a
+    request that is no HTTP) as the problem documents every other answer is."""
+
+    def execute(self) -> None:
+        error = self.request.error
+        body = json.dumps({"type": "about:blank", "title": error.reason, "status": error.code,
+                           "detail": error.body}).encode()
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.extend([("Content-Type", "application/problem+json"),
+                                      ("Connection", "close")])
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+class ProblemChannel(HTTPChannel):
+    error_task_class = ProblemErrorTask
 
 
 class SizedStream:
@@ -355,10 +380,14 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, shutdown)
     log.info("listening", extra={"port": paths.GATEWAY_PORT})
-    serve(gateway, host=paths.HOST, port=paths.GATEWAY_PORT, threads=16, ident="scanline-gateway",
-          max_request_body_size=64 * 1024 * 1024, channel_timeout=120,
-          # request_headers decides whose X-Forwarded-For to believe.
-          clear_untrusted_proxy_headers=False)
+    largest = max(f.max_request_bytes for f in gateway.stack.functions.values())
+    server = create_server(
+        gateway, host=paths.HOST, port=paths.GATEWAY_PORT, threads=16,
+        ident="scanline-gateway", max_request_body_size=largest, channel_timeout=120,
+        # request_headers decides whose X-Forwarded-For to believe.
+        clear_untrusted_proxy_headers=False)
+    server.channel_class = ProblemChannel
+    server.run()
 
 
 if __name__ == "__main__":

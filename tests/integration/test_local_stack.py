@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import smtplib
+import socket
 import subprocess
 import sys
 import threading
@@ -212,15 +214,66 @@ def test_event_only_functions_have_no_public_endpoint(local_stack: Stack) -> Non
             assert "no public endpoint" in response.json()["detail"]
 
 
-def test_a_body_over_the_functions_limit_is_refused_before_it_is_read(
+def _answer_to_headers_alone(head: bytes) -> tuple[str, bytes]:
+    """The gateway's answer to a request whose body is never sent."""
+    with socket.create_connection((paths.HOST, paths.GATEWAY_PORT), timeout=5) as sock:
+        sock.sendall(head)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += sock.recv(4096)  # a timeout here: the gateway waited for the body
+        head_part, _, body = answer.partition(b"\r\n\r\n")
+        length = int(re.search(rb"(?i)content-length: *(\d+)", head_part).group(1))
+        while len(body) < length:
+            body += sock.recv(4096)
+    return head_part.decode(), body
+
+
+def test_the_servers_own_refusals_are_problem_documents(local_stack: Stack) -> None:  # noqa: F811
+    """Waitress's own answers (headers over its limit, a request line that is no HTTP)
+    are problem documents, like every other answer."""
+    huge = requests.post(f"{GATEWAY}/function/register", data=b"{}", timeout=10,
+                         headers={"X-Padding": "a" * (1024 * 1024)})
+    assert huge.status_code == 431
+    assert huge.headers["Content-Type"] == "application/problem+json"
+    assert huge.json()["status"] == 431
+    head, body = _answer_to_headers_alone(b"NOT HTTP AT ALL\r\n\r\n")
+    assert head.split("\r\n")[0].endswith("400 Bad Request")
+    assert "application/problem+json" in head and json.loads(body)["status"] == 400
+
+
+def test_a_body_over_the_functions_limit_is_refused_before_it_is_passed_on(
         local_stack: Stack) -> None:  # noqa: F811
+    """Over the largest limit of any function: refused from the headers, the body never
+    sent (it was a plain-text 413 past 64 MiB, and waited for the body below). Over its
+    own function's limit: a 413 problem document, declared or chunked."""
+    largest = max(f.max_request_bytes for f in local_stack.functions.values())
     limit = local_stack.functions["register"].max_request_bytes
     for prefix in ("function", "async-function"):
-        response = requests.post(f"{GATEWAY}/{prefix}/register", data=b"x" * (limit + 1),
-                                 headers={"Content-Type": "application/json"}, timeout=10)
-        assert response.status_code == 413
-        assert response.headers["Content-Type"] == "application/problem+json"
-        assert str(limit) in response.json()["detail"]
+        for declared in (largest + 1, 10**15):
+            head, body = _answer_to_headers_alone(
+                f"POST /{prefix}/register HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                f"application/json\r\nContent-Length: {declared}\r\n\r\n".encode())
+            assert head.startswith("HTTP/1.1 413") and "application/problem+json" in head
+            assert json.loads(body)["status"] == 413
+        for data in (b"x" * (limit + 1), iter([b"x" * limit, b"x"])):
+            response = requests.post(f"{GATEWAY}/{prefix}/register", data=data, timeout=10,
+                                     headers={"Content-Type": "application/json"})
+            assert response.status_code == 413
+            assert response.headers["Content-Type"] == "application/problem+json"
+
+
+def test_slow_clients_do_not_hold_the_gateway(local_stack: Stack) -> None:  # noqa: F811
+    """40 clients that send half a request and wait hold none of the gateway's threads
+    (a server that reads in its worker threads, tried instead, stopped answering)."""
+    slow = [socket.create_connection((paths.HOST, paths.GATEWAY_PORT)) for _ in range(40)]
+    try:
+        for i, sock in enumerate(slow):
+            sock.sendall(b"POST /function/register HTTP/1.1\r\nHost: x\r\n" + (
+                b"Content-Length: 1000\r\n\r\n{" if i % 2 else b"X-Slow: 1"))
+        assert requests.get(f"{GATEWAY}/healthz", timeout=5).status_code in (200, 503)
+    finally:
+        for sock in slow:
+            sock.close()
 
 
 def test_async_call_is_queued_and_called_back(local_stack: Stack) -> None:  # noqa: F811
