@@ -18,14 +18,16 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from PIL import Image
 
 from scanline.domain.ocr import Line, Recognition, Word, reading_order
 from scanline.errors import DependencyUnavailable, InvalidInput
 from scanline.ocr import models
-from scanline.ocr.prepare import Prepared, prepare
+
+if TYPE_CHECKING:  # numpy, which pre-processing needs, is in the ocr image only
+    from scanline.ocr.prepare import Prepared
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +202,8 @@ class TesseractEngine:
               angle: int) -> tuple[PageRead, float, Prepared]:
         import tesserocr
         from tesserocr import RIL
+
+        from scanline.ocr.prepare import prepare
 
         prepared = prepare(image, request.dpi)
         api = self._api(self.models.primary, request.languages)
