@@ -89,11 +89,15 @@ REASONS = {200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized", 
            503: "Service Unavailable", 504: "Gateway Timeout"}
 
 
+def problem_document(status: int, title: str, detail: str) -> bytes:
+    return json.dumps({"type": "about:blank", "title": title, "status": status,
+                       "detail": detail}).encode()
+
+
 def problem(start_response: StartResponse, status: int, detail: str,
             headers: tuple[tuple[str, str], ...] = ()) -> list[bytes]:
     title = REASONS.get(status, "Error")
-    body = json.dumps({"type": "about:blank", "title": title, "status": status,
-                       "detail": detail}).encode()
+    body = problem_document(status, title, detail)
     start_response(f"{status} {title}", [("Content-Type", "application/problem+json"),
                                          ("Content-Length", str(len(body))), *headers])
     return [body]
@@ -123,8 +127,7 @@ class ProblemErrorTask(ErrorTask):
 
     def execute(self) -> None:
         error = self.request.error
-        body = json.dumps({"type": "about:blank", "title": error.reason, "status": error.code,
-                           "detail": error.body}).encode()
+        body = problem_document(error.code, error.reason, error.body)
         self.status = f"{error.code} {error.reason}"
         self.response_headers.extend([("Content-Type", "application/problem+json"),
                                       ("Connection", "close")])

@@ -9,6 +9,7 @@ their dictionaries, so nothing is rendered before the limits have been checked.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -67,13 +68,19 @@ def _open(data: bytes) -> pdfium.PdfDocument:
     return document
 
 
-def _page_size(document: pdfium.PdfDocument, index: int) -> tuple[float, float]:
-    """A page's size in points; a page tree that loops or holds no page dictionary where
-    the count says one is (PDFium finds no size) is a broken document, not our error."""
+@contextlib.contextmanager
+def _page_errors(index: int, doing: str) -> Iterator[None]:
+    """PDFium's failure on one page as the document's fault: a page tree that loops or
+    holds no page dictionary where the count says one is, a page that cannot be drawn."""
     try:
-        return document.get_page_size(index)
+        yield
     except pdfium.PdfiumError as exc:
-        raise PdfError(f"page {index + 1} of the PDF cannot be read: {exc}") from None
+        raise PdfError(f"page {index + 1} of the PDF cannot be {doing}: {exc}") from None
+
+
+def _page_size(document: pdfium.PdfDocument, index: int) -> tuple[float, float]:
+    with _page_errors(index, "read"):
+        return document.get_page_size(index)
 
 
 def inspect(data: bytes, limit: int) -> PdfPages:
@@ -97,17 +104,14 @@ def render(data: bytes, dpi: int) -> Iterator[Image.Image]:
     try:
         for index in range(count):
             with _LOCK:
-                try:
+                with _page_errors(index, "read"):
                     page = document[index]
-                except pdfium.PdfiumError as exc:
-                    raise PdfError(f"page {index + 1} of the PDF cannot be read: {exc}") from None
                 try:
-                    bitmap = page.render(scale=dpi / POINTS_PER_INCH, grayscale=True,
-                                         fill_color=(255, 255, 255, 255))
-                    image = bitmap.to_pil().convert("L")
-                    bitmap.close()
-                except pdfium.PdfiumError as exc:
-                    raise PdfError(f"page {index + 1} of the PDF cannot be drawn: {exc}") from None
+                    with _page_errors(index, "drawn"):
+                        bitmap = page.render(scale=dpi / POINTS_PER_INCH, grayscale=True,
+                                             fill_color=(255, 255, 255, 255))
+                        image = bitmap.to_pil().convert("L")
+                        bitmap.close()
                 finally:
                     page.close()
             yield image
