@@ -43,7 +43,7 @@ KERAS_WEIGHTS = {"detector": "craft_mlt_25k.h5", "recognizer": "crnn_kurapan.h5"
 UPRIGHT_CONFIDENCE = 75
 VERTICAL_PENALTY = 25
 TOP_TO_BOTTOM = 2  # tesserocr.WritingDirection.TOP_TO_BOTTOM
-# Words the primary model reads with less confidence than this get a second reading.
+# Words the first model reads with less confidence than this get a second reading.
 DOUBTFUL = 70
 # Engine instances kept per thread (one per language combination in use).
 APIS_PER_THREAD = 4
@@ -192,7 +192,7 @@ class TesseractEngine:
         return turned[0] if turned[1] > first[1] else first[0]
 
     def _orientation(self, prepared: Prepared) -> int:
-        api = self._api(self.models.primary, models.ORIENTATION, orientation=True)
+        api = self._api(self.models.standard_first, models.ORIENTATION, orientation=True)
         api.SetImage(prepared.image)
         api.SetSourceResolution(prepared.dpi)
         found = api.DetectOrientationScript()
@@ -206,7 +206,8 @@ class TesseractEngine:
         from scanline.ocr.prepare import prepare
 
         prepared = prepare(image, request.dpi)
-        api = self._api(self.models.primary, request.languages)
+        first, second = self.models.passes(request.languages)
+        api = self._api(first, request.languages)
         api.SetImage(prepared.image)
         api.SetSourceResolution(prepared.dpi)
         if not api.Recognize(self._page_timeout_ms):
@@ -223,7 +224,8 @@ class TesseractEngine:
                 vertical_words += vertical
                 found.append((text, word.Confidence(RIL.WORD), word.BoundingBox(RIL.WORD),
                               word.IsAtBeginningOf(RIL.PARA), word.IsAtBeginningOf(RIL.TEXTLINE)))
-        found = self._second_reading(found, prepared, request.languages)
+        if second is not None:
+            found = self._second_reading(found, prepared, request.languages, second)
         recognition = self._recognition(found, prepared, image.size)
         score = sum(c for _, c, *_ in found) / len(found) if found else 0.0
         if found and vertical_words * 2 > len(found):
@@ -231,15 +233,13 @@ class TesseractEngine:
         read = PageRead(recognition, angle, image.width, image.height, prepared.steps)
         return read, score, prepared
 
-    def _second_reading(self, found: list[Any], prepared: Prepared,
-                        languages: str) -> list[Any]:
+    def _second_reading(self, found: list[Any], prepared: Prepared, languages: str,
+                        second: Path) -> list[Any]:
         """Doubtful words again, each alone, with the other model of its language: the
         more confident reading of the two is kept."""
         import tesserocr
 
-        second = self.models.second
-        if second is None or not any(c < DOUBTFUL for _, c, *_ in found) or not all(
-                lang in self.models.second_languages for lang in languages.split("+")):
+        if not any(c < DOUBTFUL for _, c, *_ in found):
             return found
         api = self._api(second, languages)
         api.SetImage(prepared.image)
