@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from scanline.errors import InvalidInput
+from scanline.ocr import models
 from scanline.ocr.engines import (
     KERAS_WEIGHTS,
     KerasOcrEngine,
@@ -89,3 +90,31 @@ def test_settings_read_the_model_dir_from_either_variable(tmp_path: Path) -> Non
     config = OcrSettings.from_settings(Settings.from_env(env))
     assert config.model_dir == Path("/models") and config.engine == "auto"
     assert config.limits.max_bytes == 20 * 1024 * 1024 and config.delete_after_success
+
+
+def test_one_language_is_read_fast_model_first_and_several_standard_first(
+        tmp_path: Path) -> None:
+    """Which model reads first and which reads the doubtful words again, from the files
+    installed: a language with one model (or the same file twice, like osd) gets no
+    second reading."""
+    standard, fast = tmp_path / "standard", tmp_path / "fast"
+    standard.mkdir()
+    fast.mkdir()
+    for folder, name, size in ((standard, "eng", 20), (fast, "eng", 4), (standard, "deu", 15),
+                               (fast, "deu", 2), (fast, "fra", 1), (standard, "osd", 9),
+                               (fast, "osd", 9)):
+        (folder / f"{name}.traineddata").write_bytes(b"x" * size)
+    found = models.discover(standard=standard, fast=fast, workdir=tmp_path / "links")
+
+    def size(folder: Path | None, lang: str) -> int:
+        assert folder is not None
+        return (folder / f"{lang}.traineddata").stat().st_size
+
+    assert found.languages == {"eng", "deu", "fra"} and found.both == {"eng", "deu"}
+    first, second = found.passes("eng")
+    assert (size(first, "eng"), size(second, "eng")) == (4, 20)
+    first, second = found.passes("eng+deu")
+    assert (size(first, "eng"), size(first, "deu"), size(second, "deu")) == (20, 15, 2)
+    assert found.passes("fra") == (found.fast_first, None)
+    assert found.passes("eng+fra") == (found.standard_first, None)
+    assert found.orientation
