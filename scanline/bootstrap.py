@@ -26,6 +26,7 @@ from scanline.adapters.db import Database
 from scanline.adapters.job_watch import JobWatch
 from scanline.adapters.jwks import JwksKeys
 from scanline.adapters.mail import SmtpMailer
+from scanline.adapters.ocr_jobs_repository import OcrJobs
 from scanline.adapters.outbox import Outbox
 from scanline.adapters.revocations import RevocationList
 from scanline.adapters.store import ObjectStore
@@ -175,7 +176,8 @@ class Container:
     @property
     def job_watch(self) -> JobWatch:
         return self._once("job_watch", lambda: JobWatch(
-            self.unit_of_work, per_user=self.job_policy.waits_per_user,
+            self.unit_of_work, lambda: self.db.listener(OcrJobs.ENDED),
+            per_user=self.job_policy.waits_per_user,
             per_process=self.job_policy.waits_per_process))
 
     @property

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
+from scanline.adapters.pg_listener import Listener
 from scanline.errors import DependencyUnavailable
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,13 @@ class Database:
                 raise
             detail = f"database error: {type(exc).__name__}"
             raise DependencyUnavailable("postgresql", detail) from exc
+
+    def listener(self, channel: str) -> Listener:
+        """A connection of its own for ``channel``'s notifications: not one of the pool's,
+        which it would hold for as long as anyone listens."""
+        engine = self.engine
+        _, params = engine.dialect.create_connect_args(engine.url)
+        return Listener(params, channel, max(self._timeout, 5))
 
     def ping(self) -> None:
         with self.connect() as conn:

@@ -50,8 +50,19 @@ class Claim:
 
 
 class OcrJobs:
+    # Notified (the job's id) by the transaction that ends a job or deletes it: whoever
+    # waits for it (``scanline.adapters.job_watch``) hears at commit.
+    ENDED = "ocr_job_ended"
+
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+
+    def _ended(self, job_ids: Iterable[str]) -> None:
+        ids = list(job_ids)
+        if ids:
+            self._conn.execute(sa.text("SELECT pg_notify(:channel, id) FROM "
+                                       "unnest(CAST(:ids AS text[])) AS id"),
+                               {"channel": self.ENDED, "ids": ids})
 
     def create(self, *, job_id: str, user_id: str, status: str, object_key: str,
                content_type: str | None, size: int | None, languages: str | None = None,
@@ -95,7 +106,10 @@ class OcrJobs:
         row = self._conn.execute(ocr_jobs.delete().where(
             ocr_jobs.c.id == job_id, ocr_jobs.c.user_id == user_id)
             .returning(*ocr_jobs.c)).first()
-        return _job(row) if row else None
+        if row is None:
+            return None
+        self._ended([job_id])
+        return _job(row)
 
     def expired(self, now: datetime, *, retention: timedelta, limit: int) -> list[Job]:
         """Jobs past their life: ended longer than ``retention`` ago, or still waiting
@@ -109,8 +123,10 @@ class OcrJobs:
         return [_job(r) for r in rows]
 
     def delete(self, job_ids: Iterable[str]) -> int:
-        return self._conn.execute(ocr_jobs.delete().where(
-            ocr_jobs.c.id.in_(list(job_ids)))).rowcount
+        deleted = [r.id for r in self._conn.execute(ocr_jobs.delete().where(
+            ocr_jobs.c.id.in_(list(job_ids))).returning(ocr_jobs.c.id))]
+        self._ended(deleted)
+        return len(deleted)
 
     def statuses(self, job_ids: Iterable[str]) -> dict[str, str]:
         """Each job's status (the waiters' one query, ``scanline.adapters.job_watch``)."""
@@ -125,7 +141,11 @@ class OcrJobs:
             .where(ocr_jobs.c.id == job_id, ocr_jobs.c.status.in_(sorted(from_states)), *extra)
             .values(updated_at=sa.func.now(), **values)
             .returning(*ocr_jobs.c)).first()
-        return _job(row) if row else None
+        if row is None:
+            return None
+        if values.get("status") in ocr.FINISHED:
+            self._ended([job_id])
+        return _job(row)
 
     def mark_uploaded(self, job_id: str, *, content_type: str, size: int,
                       etag: str) -> Job | None:

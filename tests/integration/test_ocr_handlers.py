@@ -12,7 +12,7 @@ import io
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +26,10 @@ from PIL import Image
 
 from bench.ocr_samples import blank_pages_pdf, generated, word_recall
 from infra.local.environment import function_environment
+from scanline.adapters.job_watch import JobWatch
+from scanline.adapters.ocr_jobs_repository import OcrJobs
 from scanline.adapters.ocr_jobs_tables import ocr_jobs
+from scanline.adapters.pg_listener import Listener
 from scanline.bootstrap import Container
 from scanline.domain import ocr
 from scanline.errors import NotFound
@@ -208,6 +211,80 @@ def test_wait_returns_as_soon_as_the_job_ends(jobs_fn: Function) -> None:
     r = jobs_fn.client.get(f"/{job_id}?wait=10", headers=owner)
     assert r.json["status"] == "done" and r.json["text"] == "hi"
     assert 0.4 < time.monotonic() - started < 2
+
+
+def watching(deps: Container, listener: Callable[[], Listener] | None = None) -> JobWatch:
+    """A job watch that never polls on its own in a test's time: only a notification (or
+    the look at a new waiter's job) can end a wait early."""
+    return JobWatch(deps.unit_of_work, listener or (lambda: deps.db.listener(OcrJobs.ENDED)),
+                    per_user=4, per_process=8, poll=60, fallback_poll=60)
+
+
+def timed_wait(watch: JobWatch, job_id: str, timeout: float) -> Callable[[], float]:
+    """Start waiting in a thread; the returned call joins it and gives when it returned."""
+    ended: list[float] = []
+    waiter = threading.Thread(target=lambda: (watch.wait(job_id, timeout),
+                                              ended.append(time.monotonic())))
+    waiter.start()
+
+    def joined() -> float:
+        waiter.join(timeout + 5)
+        return ended[0]
+    return joined
+
+
+def test_a_waiter_hears_its_job_end_and_its_deletion_at_once(jobs_fn: Function) -> None:
+    deps = jobs_fn.deps
+    owner_id, _, _ = new_user(deps)
+    done_job, deleted_job = (staged_job(deps, owner_id, SAMPLE.data) for _ in range(2))
+    token = claimed(deps, done_job)
+    watch = watching(deps)
+    done_at, deleted_at = timed_wait(watch, done_job, 20), timed_wait(watch, deleted_job, 20)
+    time.sleep(1)  # both registered, the watch listening
+    with deps.unit_of_work() as uow:
+        uow.jobs.complete(done_job, token, engine="tesseract", text="hi", timings={})
+    committed = time.monotonic()
+    assert done_at() - committed < 0.5
+    with deps.unit_of_work() as uow:
+        assert uow.jobs.delete_owned(deleted_job, owner_id) is not None
+    committed = time.monotonic()
+    assert deleted_at() - committed < 0.5
+
+
+def test_a_job_that_ended_before_its_waiter_came_is_not_waited_for(jobs_fn: Function) -> None:
+    """Its end was notified while the watch listened for another job's: nobody waited
+    for it then, so the new waiter must look."""
+    deps = jobs_fn.deps
+    owner_id, _, _ = new_user(deps)
+    other, job_id = (staged_job(deps, owner_id, SAMPLE.data) for _ in range(2))
+    watch = watching(deps)
+    other_ended = timed_wait(watch, other, 3)
+    time.sleep(1)  # the watch is listening
+    with deps.unit_of_work() as uow:
+        uow.jobs.complete(job_id, claimed(deps, job_id), engine="tesseract", text="hi",
+                          timings={})
+    time.sleep(0.5)  # its notification has come and gone
+    started = time.monotonic()
+    watch.wait(job_id, 20)
+    assert time.monotonic() - started < 0.5
+    other_ended()
+
+
+def test_waits_poll_when_postgresql_cannot_be_listened_to(jobs_fn: Function) -> None:
+    deps = jobs_fn.deps
+    owner_id, _, _ = new_user(deps)
+    job_id = staged_job(deps, owner_id, SAMPLE.data)
+    token = claimed(deps, job_id)
+    nowhere = Listener({"host": "127.0.0.1", "port": free_port(), "user": "nobody"},
+                       OcrJobs.ENDED, timeout=1)
+    watch = JobWatch(deps.unit_of_work, lambda: nowhere, per_user=4, per_process=8,
+                     poll=60, fallback_poll=0.05)
+    ended_at = timed_wait(watch, job_id, 20)
+    time.sleep(0.5)
+    with deps.unit_of_work() as uow:
+        uow.jobs.complete(job_id, token, engine="tesseract", text="hi", timings={})
+    committed = time.monotonic()
+    assert ended_at() - committed < 0.5
 
 
 def post_upload(presigned: dict[str, Any], data: bytes) -> requests.Response:
