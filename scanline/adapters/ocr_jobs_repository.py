@@ -134,31 +134,41 @@ class OcrJobs:
                                   .where(ocr_jobs.c.id.in_(list(job_ids))))
         return {r.id: r.status for r in rows}
 
-    def _transition(self, job_id: str, from_states: Iterable[str], *extra: Any,
-                    **values: Any) -> Job | None:
+    def _update(self, job_id: str, from_states: Iterable[str], extra: Iterable[Any],
+                values: dict[str, Any], columns: Iterable[Any]) -> Row[Any] | None:
         row = self._conn.execute(
             ocr_jobs.update()
             .where(ocr_jobs.c.id == job_id, ocr_jobs.c.status.in_(sorted(from_states)), *extra)
             .values(updated_at=sa.func.now(), **values)
-            .returning(*ocr_jobs.c)).first()
-        if row is None:
-            return None
-        if values.get("status") in ocr.FINISHED:
+            .returning(*columns)).first()
+        if row is not None and values.get("status") in ocr.FINISHED:
             self._ended([job_id])
-        return _job(row)
+        return row
+
+    def _transition(self, job_id: str, from_states: Iterable[str], *extra: Any,
+                    **values: Any) -> Job | None:
+        """The job as it is now, if it was in one of ``from_states`` (and ``extra``)."""
+        row = self._update(job_id, from_states, extra, values, ocr_jobs.c)
+        return _job(row) if row else None
+
+    def _moved(self, job_id: str, from_states: Iterable[str], *extra: Any,
+               **values: Any) -> bool:
+        """Whether the job was in one of ``from_states`` (and ``extra``) and is moved on:
+        the row is not read back (a result's pages would be parsed again for nothing)."""
+        return self._update(job_id, from_states, extra, values, [ocr_jobs.c.id]) is not None
 
     def mark_uploaded(self, job_id: str, *, content_type: str, size: int,
-                      etag: str) -> Job | None:
+                      etag: str) -> bool:
         """Presigned flow: the object has been checked; the job joins the queue, pinned to
         the object as checked (``etag``)."""
-        return self._transition(job_id, {ocr.AWAITING_UPLOAD}, status=ocr.QUEUED,
-                                content_type=content_type, size=size, upload_etag=etag)
+        return self._moved(job_id, {ocr.AWAITING_UPLOAD}, status=ocr.QUEUED,
+                           content_type=content_type, size=size, upload_etag=etag)
 
-    def refuse_upload(self, job_id: str, error: str) -> Job | None:
+    def refuse_upload(self, job_id: str, error: str) -> bool:
         """Presigned flow: the uploaded object is not what the job allows; it has been
         deleted, and the job ends with the reason."""
-        return self._transition(job_id, {ocr.AWAITING_UPLOAD}, status=ocr.FAILED,
-                                error=error, completed_at=sa.func.now())
+        return self._moved(job_id, {ocr.AWAITING_UPLOAD}, status=ocr.FAILED,
+                           error=error, completed_at=sa.func.now())
 
     def claim(self, job_id: str, *, now: datetime, lease: timedelta) -> Claim:
         """Start a queued job, or restart one whose worker's lease has run out."""
@@ -179,27 +189,27 @@ class OcrJobs:
 
     def renew(self, job_id: str, token: str, *, now: datetime, lease: timedelta) -> bool:
         """Extend the lease; False once it is no longer this worker's."""
-        return self._transition(job_id, {ocr.PROCESSING}, ocr_jobs.c.lease_token == token,
-                                lease_expires_at=now + lease) is not None
+        return self._moved(job_id, {ocr.PROCESSING}, ocr_jobs.c.lease_token == token,
+                           lease_expires_at=now + lease)
 
     def release(self, job_id: str, token: str) -> bool:
         """Give the lease up at once (the job stays ``processing``): the next delivery
         claims it without waiting for the lease to run out."""
-        return self._transition(job_id, {ocr.PROCESSING}, ocr_jobs.c.lease_token == token,
-                                lease_token=None, lease_expires_at=None) is not None
+        return self._moved(job_id, {ocr.PROCESSING}, ocr_jobs.c.lease_token == token,
+                           lease_token=None, lease_expires_at=None)
 
     def complete(self, job_id: str, token: str, *, engine: str, text: str,
                  timings: dict[str, Any], pages: list[dict[str, Any]] | None = None,
-                 words: list[dict[str, Any]] | None = None) -> Job | None:
+                 words: list[dict[str, Any]] | None = None) -> bool:
         """The result: ``pages`` (the words live there; the flat ``words`` of older jobs
         is derived from them when read, not stored twice)."""
-        return self._transition(job_id, {ocr.PROCESSING}, ocr_jobs.c.lease_token == token,
-                                status=ocr.DONE, engine=engine, text=text, words=words,
-                                pages=pages, timings=timings, error=None,
-                                completed_at=sa.func.now(), lease_token=None,
-                                lease_expires_at=None)
+        return self._moved(job_id, {ocr.PROCESSING}, ocr_jobs.c.lease_token == token,
+                           status=ocr.DONE, engine=engine, text=text, words=words,
+                           pages=pages, timings=timings, error=None,
+                           completed_at=sa.func.now(), lease_token=None,
+                           lease_expires_at=None)
 
-    def fail(self, job_id: str, token: str, error: str) -> Job | None:
-        return self._transition(job_id, {ocr.PROCESSING}, ocr_jobs.c.lease_token == token,
-                                status=ocr.FAILED, error=error, completed_at=sa.func.now(),
-                                lease_token=None, lease_expires_at=None)
+    def fail(self, job_id: str, token: str, error: str) -> bool:
+        return self._moved(job_id, {ocr.PROCESSING}, ocr_jobs.c.lease_token == token,
+                           status=ocr.FAILED, error=error, completed_at=sa.func.now(),
+                           lease_token=None, lease_expires_at=None)

@@ -469,7 +469,7 @@ def test_a_job_whose_lease_ran_out_is_taken_over_and_the_old_worker_cannot_finis
     assert deliver(ocr_fn, job_id, user_id).json["status"] == "done"
     with ocr_fn.deps.unit_of_work() as uow:
         assert uow.jobs.complete(job_id, dead_worker, engine="x", text="late", words=[],
-                                 timings={}) is None
+                                 timings={}) is False
     row = job_row(ocr_fn.deps, job_id)
     assert (row.status, row.attempts) == (ocr.DONE, 2) and row.text != "late"
 
