@@ -163,6 +163,11 @@ class Container:
         return self._once("otp_key", lambda: self.secrets.read("otp-hmac-key").encode())
 
     @property
+    def refresh_key(self) -> bytes:
+        return self._once("refresh_key",
+                          lambda: self.secrets.read("refresh-token-key").encode())
+
+    @property
     def ocr(self) -> OcrService:
         # Imported here: only the ocr function needs Pillow and the engines.
         from scanline.ocr.service import OcrService
@@ -295,6 +300,7 @@ PROVIDERS: dict[str, Provider] = {
                                    warm=lambda passwords: passwords.preload()),
     "revocations": Provider(lambda c: c.revocations, ("db",)),
     "otp_key": Provider(lambda c: c.otp_key),
+    "refresh_key": Provider(lambda c: c.refresh_key),
     "token_signer": Provider(lambda c: c.signer),
     "token_keys": Provider(lambda c: c.keys),
     "ocr_service": Provider(lambda c: c.ocr),

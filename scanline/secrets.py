@@ -38,6 +38,7 @@ SECRET_KINDS: dict[str, str] = {
     "jwt-signing-key": "ed25519-pem",
     "jwt-previous-signing-key": "ed25519-pem",
     "otp-hmac-key": "hmac-key",
+    "refresh-token-key": "hmac-key",
     EVENT_KEYRING: "event-keyring",
     SEAL_KEY: "x25519-pem",
     SEAL_PUBLIC_KEY: "x25519-public-pem",

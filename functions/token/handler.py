@@ -14,10 +14,10 @@ stranger, never the owner's right password from another address. An unknown addr
 wrong password cost the same (a dummy hash) and get the same ``invalid_grant``.
 
 Each login is a session with an absolute lifetime; refresh tokens rotate, a rotated token
-presented again within ``REUSE_GRACE`` (a client's concurrent refresh) gets tokens of its
-own, and after it ends the session (a copy is in someone else's hands). Logging out,
-reuse and a password change revoke sessions, and every function's token verifier refuses
-their access tokens within seconds.
+presented again within ``REUSE_GRACE`` (a client's concurrent refresh) gets the same
+successor as the first (one chain, never a fork), and after it ends the session (a copy is
+in someone else's hands). Logging out, reuse and a password change revoke sessions, and
+every function's token verifier refuses their access tokens within seconds.
 """
 
 import uuid
@@ -38,6 +38,7 @@ from scanline.domain.tokens import (
     new_refresh_token,
     refresh_expiry,
     refresh_token_hash,
+    successor_of,
     within_grace,
 )
 from scanline.domain.users import EMAIL, client_key, normalise_email, pair_key
@@ -130,12 +131,15 @@ def _agent(request: Call) -> str | None:
     return request.headers.get("User-Agent")
 
 
-def _tokens(uow: UnitOfWork, token_signer: TokenSigner, user_id: uuid.UUID,
-            session_id: uuid.UUID, session_expires_at: datetime, now: datetime) -> dict[str, Any]:
-    refresh_token = new_refresh_token()
+def _keep(uow: UnitOfWork, refresh_token: str, user_id: uuid.UUID, session_id: uuid.UUID,
+          session_expires_at: datetime, now: datetime) -> None:
     uow.refresh_tokens.add(token_hash=refresh_token_hash(refresh_token), user_id=user_id,
                            family_id=session_id, now=now,
                            expires_at=refresh_expiry(now, session_expires_at))
+
+
+def _tokens(token_signer: TokenSigner, user_id: uuid.UUID, session_id: uuid.UUID,
+            refresh_token: str) -> dict[str, Any]:
     return {"access_token": token_signer.issue(str(user_id), str(session_id)),
             "token_type": "bearer", "expires_in": int(ACCESS_TOKEN_LIFETIME.total_seconds()),
             "refresh_token": refresh_token}
@@ -204,27 +208,30 @@ def password_grant(body: dict[str, Any], request: Call, uow: UnitOfWork,
             uow.users.replace_password_hash(user.id, upgraded)
         expires_at = now + SESSION_LIFETIME
         session_id = uow.sessions.start(user.id, now, expires_at)
+        refresh_token = new_refresh_token()
+        _keep(uow, refresh_token, user.id, session_id, expires_at, now)
         uow.audit.record(audit.LOGIN, audit.OK, at=now, account=str(user.id),
                          client=request.client, user_agent=_agent(request))
-        return _tokens(uow, token_signer, user.id, session_id, expires_at, now)
+    return _tokens(token_signer, user.id, session_id, refresh_token)
 
 
 def refresh_grant(body: dict[str, Any], request: Call, uow: UnitOfWork,
-                  token_signer: TokenSigner, revocations: RevocationList,
+                  token_signer: TokenSigner, refresh_key: bytes, revocations: RevocationList,
                   clock: Clock) -> dict[str, Any]:
-    now = clock.now()
+    now, presented = clock.now(), body["refresh_token"]
     with uow:
-        token = uow.refresh_tokens.lock(refresh_token_hash(body["refresh_token"]))
+        token = uow.refresh_tokens.lock(refresh_token_hash(presented))
         session = uow.sessions.get(token.family_id) if token is not None else None
         live = (token is not None and session is not None and not session.revoked
                 and not token.revoked and token.expires_at > now and session.expires_at > now)
-        if live and token.rotated_at is None:
-            uow.refresh_tokens.mark_rotated(token.id, now)
         if live and (token.rotated_at is None or within_grace(token.rotated_at, now)):
+            successor = successor_of(presented, refresh_key)
+            if token.rotated_at is None:
+                uow.refresh_tokens.mark_rotated(token.id, now)
+                _keep(uow, successor, token.user_id, session.id, session.expires_at, now)
             uow.audit.record(audit.REFRESH, audit.OK, at=now, account=str(token.user_id),
                              client=request.client, user_agent=_agent(request))
-            return _tokens(uow, token_signer, token.user_id, session.id, session.expires_at,
-                           now)
+            return _tokens(token_signer, token.user_id, session.id, successor)
         if live:
             # A rotated token, again, after the grace: someone else holds a copy. End the
             # session (this commits) and refuse.
@@ -240,11 +247,13 @@ def refresh_grant(body: dict[str, Any], request: Call, uow: UnitOfWork,
 @routes.http("/", "POST", summary="Log in (password grant) or refresh the tokens",
              body=_form_or_json(TOKEN_REQUEST), responses={200: TOKENS}, errors=OAUTH2)
 def grant(body: dict[str, Any], request: Call, uow: UnitOfWork, passwords: PasswordHasher,
-          token_signer: TokenSigner, revocations: RevocationList, clock: Clock) -> Response:
+          token_signer: TokenSigner, refresh_key: bytes, revocations: RevocationList,
+          clock: Clock) -> Response:
     if body["grant_type"] == "password":
         with metrics.login_outcome():
             return Response(password_grant(body, request, uow, passwords, token_signer, clock))
-    return Response(refresh_grant(body, request, uow, token_signer, revocations, clock))
+    return Response(refresh_grant(body, request, uow, token_signer, refresh_key, revocations,
+                                  clock))
 
 
 def _session_of_access_token(token: str, token_keys: KeyRing, settings: Settings,

@@ -17,7 +17,7 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 SECRETS_DIR="${SECRETS_DIR:-$ROOT/.local/secrets}"
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 [ -x "$PYTHON" ] || PYTHON=python3
-FUNCTION_SECRETS=(event-key-issue-otp event-key-ocr event-key-ocr-jobs event-key-register event-key-send-email event-key-verify-otp event-public-keys event-seal-key event-seal-public-key jwt-previous-signing-key jwt-signing-key otp-hmac-key postgres-password rabbitmq-password s3-access-key s3-secret-key smtp-password)
+FUNCTION_SECRETS=(event-key-issue-otp event-key-ocr event-key-ocr-jobs event-key-register event-key-send-email event-key-verify-otp event-public-keys event-seal-key event-seal-public-key jwt-previous-signing-key jwt-signing-key otp-hmac-key postgres-password rabbitmq-password refresh-token-key s3-access-key s3-secret-key smtp-password)
 PLATFORM_SECRETS=(postgres-password rabbitmq-password s3-access-key s3-secret-key)
 NAMESPACE="${NAMESPACE:-scanline}"
 

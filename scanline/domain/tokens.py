@@ -10,13 +10,17 @@ suffices and a leaked table yields no usable token.
 A session lives ``SESSION_LIFETIME`` from the login, however often it is refreshed. Each
 refresh rotates the token; presenting a rotated token again means a copy exists elsewhere
 and ends the session — except within ``REUSE_GRACE`` of its rotation, where it is a
-client's concurrent refresh (two tabs, a retry after a lost answer) and gets tokens of its
-own in the same session.
+client's concurrent refresh (two tabs, a retry after a lost answer). Those all get the same
+successor (``successor_of``), so the session stays one chain: whichever holder rotates it
+next, a copy used after that is reuse. Handing each its own token would fork the session
+into live chains that no reuse check connects.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import secrets
 import uuid
 from datetime import datetime, timedelta
@@ -40,6 +44,15 @@ def access_claims(subject: str, session: str, *, issuer: str, audience: str,
 
 def new_refresh_token() -> str:
     return secrets.token_urlsafe(32)
+
+
+def successor_of(presented: str, key: bytes) -> str:
+    """The refresh token that replaces ``presented``: derived from it under the server's
+    key, the same on every refresh of it, and never stored (only its hash is). Without the
+    key, a holder of an old token cannot work out the tokens that follow it."""
+    digest = hmac.new(key, b"scanline refresh successor\x00" + presented.encode(),
+                      hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def refresh_token_hash(token: str) -> bytes:

@@ -289,6 +289,8 @@ def test_five_concurrent_refreshes_leave_a_working_session(stack: Stack, account
     for answer in answers:
         assert requests.get(url(stack, "token", "/userinfo"), timeout=10, headers={
             "Authorization": f"Bearer {answer.json()['access_token']}"}).status_code == 200
+    # One chain, not five: every answer carries the same successor.
+    assert len({a.json()["refresh_token"] for a in answers}) == 1
 
 
 # ---- standard OAuth 2.0 / OpenID clients ---------------------------------------------------------

@@ -737,6 +737,8 @@ def test_refresh_rotates_and_reuse_after_the_grace_ends_the_session(
     assert rotated.status_code == 200
     second = rotated.json["refresh_token"]
     assert second != first["refresh_token"]
+    # Within the grace the old token again is a concurrent refresh: the same successor.
+    assert refresh(client, first["refresh_token"]).json["refresh_token"] == second
     clock.advance(seconds=11)
     # The old token again, after the grace: theft suspected, the session ends.
     oauth_error(refresh(client, first["refresh_token"]), 400, "invalid_grant")
@@ -769,7 +771,11 @@ def test_concurrent_refreshes_within_the_grace_leave_a_working_session(
     assert [a.status_code for a in answers] == [200] * 5
     for answer in answers:  # every client got tokens that keep working
         assert deps.tokens.verify(answer.json["access_token"])
-        assert refresh(client, answer.json["refresh_token"]).status_code == 200
+    # ... and one chain: the same successor for all, so the session did not fork into
+    # five live tokens that a copy could hide among.
+    successors = {a.json["refresh_token"] for a in answers}
+    assert len(successors) == 1
+    assert refresh(client, successors.pop()).status_code == 200
 
 
 def test_sessions_end_thirty_days_after_the_login_however_often_refreshed(

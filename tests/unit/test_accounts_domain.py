@@ -29,6 +29,7 @@ from scanline.domain.tokens import (
     new_refresh_token,
     refresh_expiry,
     refresh_token_hash,
+    successor_of,
     within_grace,
 )
 from scanline.domain.users import client_key, email_key, normalise_email, pair_key
@@ -299,3 +300,12 @@ def test_refresh_tokens_are_random_stored_as_a_hash_and_never_outlive_their_sess
 def test_reuse_within_the_grace_is_a_concurrent_refresh() -> None:
     assert within_grace(NOW, NOW + REUSE_GRACE)
     assert not within_grace(NOW, NOW + REUSE_GRACE + timedelta(seconds=1))
+
+
+def test_a_refresh_tokens_successor_is_fixed_by_the_token_and_the_servers_key() -> None:
+    token = new_refresh_token()
+    successor = successor_of(token, b"k" * 32)
+    assert successor == successor_of(token, b"k" * 32) and successor != token
+    assert successor_of(token, b"j" * 32) != successor  # not computable without the key
+    assert successor_of(new_refresh_token(), b"k" * 32) != successor
+    assert len(successor) >= 43
