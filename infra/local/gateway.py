@@ -14,10 +14,14 @@
   its host is on ``GATEWAY_CALLBACK_HOSTS`` (empty by default: no callbacks).
 - ``/healthz`` is every function's own readiness (``/_/ready``, which the watchdog passes
   to the function): a function is up when it says so, and each dependency is as the
-  functions that use it report it.
-- ``/metrics``: OpenFaaS's gateway metrics, ``gateway_function_invocation_total`` and
-  ``gateway_functions_seconds`` (labels ``function_name`` = ``<name>.openfaas-fn`` as
-  OpenFaaS writes it, and ``code``), so dashboards made for OpenFaaS read it.
+  functions that use it report it. Anyone gets the verdict (``ok`` or ``degraded``, 200 or
+  503); which function or dependency is down is for the administrator (basic auth, as
+  below). One report serves every caller for ``HEALTH_TTL``, so a flood of checks costs
+  one round of readiness calls a second, not one per request.
+- Metrics, OpenFaaS's ``gateway_function_invocation_total`` and ``gateway_functions_seconds``
+  (labels ``function_name`` = ``<name>.openfaas-fn`` as OpenFaaS writes it, and ``code``),
+  are served on a port of their own (``GATEWAY_METRICS_PORT``, 8082 as OpenFaaS), not on the
+  public one, so dashboards made for OpenFaaS read them and callers do not.
 - ``/system/functions`` lists the functions. Everything under ``/system/`` asks for the
   administrator's basic auth first (``admin`` and the ``basic-auth-password`` secret), as
   OpenFaaS's gateway does: without it, 401 and nothing about what is deployed.
@@ -33,6 +37,7 @@ import json
 import logging
 import os
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -43,7 +48,7 @@ from urllib.parse import quote
 import requests
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import BasicProperties
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import Counter, Histogram, start_http_server
 from waitress import create_server
 from waitress.channel import HTTPChannel
 from waitress.task import ErrorTask
@@ -78,6 +83,8 @@ DEPENDENCY_NAMES = {"db": "postgresql", "bus": "rabbitmq", "store": "s3", "mail"
                     "event-signing-key": "secrets", "event-keyring": "secrets",
                     "seal-key": "secrets", "seal-public-key": "secrets",
                     "secrets": "secrets"}
+# How long one /healthz report answers every caller.
+HEALTH_TTL = 1.0
 INVOCATIONS = Counter("gateway_function_invocation", "Function invocations through the gateway",
                       ["function_name", "code"])
 SECONDS = Histogram("gateway_functions_seconds", "Time to the function's response headers",
@@ -197,6 +204,8 @@ class Gateway:
         self.publisher = publisher(declare_async_queue)
         self.checks = ThreadPoolExecutor(max_workers=8, thread_name_prefix="healthz")
         self.admin = f"{paths.GATEWAY_ADMIN}:{read_secret(paths.GATEWAY_PASSWORD_SECRET)}".encode()
+        self._health_lock = threading.Lock()
+        self._health: tuple[float, dict[str, Any] | None] = (0.0, None)
 
     # --- WSGI entry point --------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -209,12 +218,7 @@ class Gateway:
                 return problem(start_response, 405, "async invocations must be POST")
             return self.enqueue(environ, start_response, *split_route(path, "/async-function/"))
         if path in ("/healthz", "/healthz/"):
-            return self.healthz(start_response)
-        if path == "/metrics":
-            body = generate_latest()
-            start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST),
-                                      ("Content-Length", str(len(body)))])
-            return [body]
+            return self.healthz(environ, start_response)
         if path.startswith("/system/"):
             return self.system(environ, start_response, path, method)
         return problem(start_response, 404, f"no route for {path}")
@@ -329,7 +333,28 @@ class Gateway:
         return response.status_code == 200, {
             DEPENDENCY_NAMES.get(k, k): "up" if v == "up" else "down" for k, v in checks.items()}
 
-    def healthz(self, start_response: StartResponse) -> list[bytes]:
+    def _is_admin(self, environ: dict[str, Any]) -> bool:
+        given = basic_credentials(environ.get("HTTP_AUTHORIZATION", ""))
+        return given is not None and hmac.compare_digest(given, self.admin)
+
+    def healthz(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        document = self.health()
+        code = 200 if document["status"] == "ok" else 503
+        if not self._is_admin(environ):
+            document = {"status": document["status"]}
+        return json_response(start_response, code, document)
+
+    def health(self) -> dict[str, Any]:
+        """The stack's report, made at most once per ``HEALTH_TTL``: concurrent callers
+        wait for the one being made."""
+        with self._health_lock:
+            made_at, report = self._health
+            if report is None or time.monotonic() - made_at > HEALTH_TTL:
+                report = self._check_health()
+                self._health = (time.monotonic(), report)
+            return report
+
+    def _check_health(self) -> dict[str, Any]:
         functions = self.stack.functions
         reports = dict(zip(functions, self.checks.map(self.readiness, functions.values()),
                            strict=True))
@@ -341,13 +366,11 @@ class Gateway:
         report = {"functions": {n: "up" if ok else "down" for n, (ok, _) in reports.items()},
                   "dependencies": dict(sorted(dependencies.items()))}
         healthy = all(v == "up" for group in report.values() for v in group.values())
-        document = {"status": "ok" if healthy else "degraded", **report}
-        return json_response(start_response, 200 if healthy else 503, document)
+        return {"status": "ok" if healthy else "degraded", **report}
 
     def system(self, environ: dict[str, Any], start_response: StartResponse, path: str,
                method: str) -> Iterable[bytes]:
-        given = basic_credentials(environ.get("HTTP_AUTHORIZATION", ""))
-        if given is None or not hmac.compare_digest(given, self.admin):
+        if not self._is_admin(environ):
             return problem(start_response, 401, "the gateway's administrator credentials are "
                            "required", headers=(("WWW-Authenticate", 'Basic realm="Restricted"'),))
         if path.rstrip("/") == "/system/functions" and method == "GET":
@@ -382,7 +405,9 @@ def main() -> None:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, shutdown)
-    log.info("listening", extra={"port": paths.GATEWAY_PORT})
+    start_http_server(paths.GATEWAY_METRICS_PORT, addr=paths.HOST)
+    log.info("listening", extra={"port": paths.GATEWAY_PORT,
+                                 "metrics_port": paths.GATEWAY_METRICS_PORT})
     largest = max(f.max_request_bytes for f in gateway.stack.functions.values())
     server = create_server(
         gateway, host=paths.HOST, port=paths.GATEWAY_PORT, threads=16,

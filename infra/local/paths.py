@@ -29,6 +29,9 @@ PYTHON = VENV / "bin" / "python"
 
 HOST = "127.0.0.1"
 GATEWAY_PORT = int(os.environ.get("GATEWAY_PORT", "8080"))
+# The gateway's Prometheus metrics, on a port of their own as OpenFaaS serves them (8082):
+# not on the public one.
+GATEWAY_METRICS_PORT = int(os.environ.get("GATEWAY_METRICS_PORT", "8082"))
 # The gateway's administrator, as OpenFaaS names them (the ``basic-auth`` secret's user and
 # password): ``/system/*`` asks for them; faas-cli logs in with them.
 GATEWAY_ADMIN = "admin"

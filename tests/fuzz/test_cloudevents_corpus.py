@@ -177,8 +177,7 @@ def test_malformed_events_over_http_are_4xx(stack: Stack, name: str, no_crash: N
             if status not in expected(function, case, body):
                 wrong.append(f"{mode}: {case.name} → {status}")
     assert wrong == []
-    health = requests.get(f"{stack.gateway}/healthz", timeout=10).json()
-    assert health["functions"][name] == "up"
+    assert stack.health()["functions"][name] == "up"
 
 
 EVENT_FUNCTIONS = [name for name, fn in STACK.functions.items() if fn.topics]

@@ -208,7 +208,7 @@ def test_a_pod_keeps_its_own_tmp_so_its_end_leaves_the_others_ready(
     passing = RunningPod(tmp_path)
     assert (paths.POD_TMP_DIR / NAME / ".lock").exists()
     passing.stop()
-    health = requests.get(f"{stack.gateway}/healthz", timeout=30).json()
+    health = stack.health()
     assert set(health["functions"].values()) == {"up"}, health
 
 

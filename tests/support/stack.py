@@ -7,6 +7,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,6 +31,20 @@ class Stack:
 
     def secret(self, name: str) -> str:
         return (self.secrets_dir / name).read_text().strip()
+
+    @property
+    def admin(self) -> tuple[str, str]:
+        """The gateway administrator's basic auth: ``/system/*``, and which function or
+        dependency ``/healthz`` finds down (a stranger gets the verdict alone)."""
+        from infra.local import paths
+
+        return paths.GATEWAY_ADMIN, self.secret(paths.GATEWAY_PASSWORD_SECRET)
+
+    def health(self) -> dict[str, Any]:
+        """The gateway's full health report."""
+        import requests
+
+        return requests.get(f"{self.gateway}/healthz", auth=self.admin, timeout=30).json()
 
     @property
     def amqp_url(self) -> str:
