@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import hmac
 import json
 import logging
@@ -42,7 +43,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, ClassVar
 from urllib.parse import quote
 
 import requests
@@ -62,7 +63,7 @@ from scanline.adapters.topology import queue_name
 from scanline.domain import callbacks
 from scanline.errors import DependencyUnavailable
 from scanline.logs import configure as configure_logging
-from scanline.runtime.client_address import client_address, parse_networks
+from scanline.runtime.client_address import client_address, parse_networks, trusted
 
 log = logging.getLogger("gateway")
 
@@ -85,6 +86,9 @@ DEPENDENCY_NAMES = {"db": "postgresql", "bus": "rabbitmq", "store": "s3", "mail"
                     "secrets": "secrets"}
 # How long one /healthz report answers every caller.
 HEALTH_TTL = 1.0
+# Connections the gateway holds open in all, and from one client address.
+CONNECTION_LIMIT = 4000
+CONNECTIONS_PER_CLIENT = 64
 INVOCATIONS = Counter("gateway_function_invocation", "Function invocations through the gateway",
                       ["function_name", "code"])
 SECONDS = Histogram("gateway_functions_seconds", "Time to the function's response headers",
@@ -144,7 +148,33 @@ class ProblemErrorTask(ErrorTask):
 
 
 class ProblemChannel(HTTPChannel):
+    """A connection: waitress's own errors as problem documents, and at most
+    ``CONNECTIONS_PER_CLIENT`` open at once from one client address. Waitress stops
+    accepting anyone at ``connection_limit``; without a share per client, one client's idle
+    half-requests (100 did it) locked every other caller out. A proxy on
+    ``GATEWAY_TRUSTED_PROXIES`` carries many clients and has no share."""
+
     error_task_class = ProblemErrorTask
+    open_per_client: ClassVar[collections.Counter[str]] = collections.Counter()
+
+    def __init__(self, server: Any, sock: Any, addr: Any, adj: Any, map: Any = None) -> None:
+        super().__init__(server, sock, addr, adj, map)
+        self._client = None if trusted(addr[0], TRUSTED_PROXIES) else str(addr[0])
+        if self._client is None:
+            return
+        self.open_per_client[self._client] += 1
+        if self.open_per_client[self._client] > CONNECTIONS_PER_CLIENT:
+            log.warning("connection refused", extra={"client": self._client,
+                                                      "open": CONNECTIONS_PER_CLIENT})
+            self.close()
+
+    def del_channel(self, map: Any = None) -> None:
+        client, self._client = getattr(self, "_client", None), None
+        if client is not None:
+            self.open_per_client[client] -= 1
+            if self.open_per_client[client] <= 0:
+                del self.open_per_client[client]
+        super().del_channel(map)
 
 
 class SizedStream:
@@ -412,6 +442,7 @@ def main() -> None:
     server = create_server(
         gateway, host=paths.HOST, port=paths.GATEWAY_PORT, threads=16,
         ident="scanline-gateway", max_request_body_size=largest, channel_timeout=120,
+        connection_limit=CONNECTION_LIMIT,
         # request_headers decides whose X-Forwarded-For to believe.
         clear_untrusted_proxy_headers=False)
     server.channel_class = ProblemChannel

@@ -21,7 +21,7 @@ def parse_networks(setting: str) -> tuple[Network, ...]:
                  for part in setting.split(",") if part.strip())
 
 
-def _trusted(address: str, proxies: Sequence[Network]) -> bool:
+def trusted(address: str, proxies: Sequence[Network]) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -33,7 +33,7 @@ def client_address(peer: str, forwarded_for: str, proxies: Sequence[Network]) ->
     hops = [h.strip() for h in forwarded_for.split(",") if h.strip()] if forwarded_for else []
     chain = [*hops, peer] if peer else hops
     for hop in reversed(chain):
-        if not _trusted(hop, proxies):
+        if not trusted(hop, proxies):
             return hop[:64]
     # Every hop is one of ours: the leftmost is the closest we know to the client.
     return (chain[0] if chain else "")[:64]

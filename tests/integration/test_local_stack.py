@@ -33,6 +33,7 @@ from scanline.adapters.topology import (
     queue_arguments,
     queue_name,
 )
+from tests.support import clients
 from tests.support.tools import tool
 
 # --- build layout (no services needed) ---------------------------------------------------
@@ -276,6 +277,37 @@ def test_slow_clients_do_not_hold_the_gateway(local_stack: Stack) -> None:  # no
         assert requests.get(f"{GATEWAY}/healthz", timeout=5).status_code in (200, 503)
     finally:
         for sock in slow:
+            sock.close()
+
+
+def test_one_clients_idle_connections_do_not_lock_others_out(local_stack: Stack) -> None:  # noqa: F811
+    """200 half-requests from one address, past waitress's own limit of 100 connections
+    (which, reached, stopped the gateway accepting anyone): that client keeps its share
+    of connections, and everyone else is still served."""
+    attacker = clients.loopback_address()
+    idle = []
+    try:
+        for _ in range(200):
+            sock = socket.create_connection((paths.HOST, paths.GATEWAY_PORT),
+                                            source_address=(attacker, 0))
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            idle.append(sock)
+        time.sleep(0.5)
+        someone = clients.session()
+        assert someone.get(f"{GATEWAY}/healthz", timeout=5).status_code in (200, 503)
+        # Past its share, the attacker's connections were closed at once.
+        closed = 0
+        for sock in idle:
+            sock.settimeout(0.01)
+            try:
+                closed += sock.recv(1) == b""
+            except ConnectionResetError:
+                closed += 1
+            except TimeoutError:
+                pass  # still open: within its share
+        assert closed >= 200 - 64
+    finally:
+        for sock in idle:
             sock.close()
 
 
