@@ -101,7 +101,7 @@ routes = Routes()
 
 
 def _status_url(settings: Settings, job_id: str) -> str:
-    return f"{settings.public_url}/function/ocr-jobs/{job_id}"
+    return ocr.job_url(settings.public_url, job_id)
 
 
 def _queued(settings: Settings, job_id: str) -> Response:

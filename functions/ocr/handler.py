@@ -45,6 +45,7 @@ from scanline.ocr.engines import PageRequest
 from scanline.ocr.service import OcrService, Outcome
 from scanline.payloads import EmailRequested, OcrCompleted, OcrRequested
 from scanline.runtime import Response, Routes
+from scanline.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,8 @@ def _release(uow: UnitOfWork, job_id: str, token: str) -> None:
         log.warning("ocr job %s: lease not released: %s", job_id, exc.detail)
 
 
-def _finish(uow: UnitOfWork, job: Job, token: str, result: dict[str, Any]) -> bool:
+def _finish(uow: UnitOfWork, job: Job, token: str, result: dict[str, Any],
+            settings: Settings) -> bool:
     with uow:
         if not uow.jobs.complete(job.id, token, **result):
             return False  # the lease passed to another worker, or the job was deleted
@@ -107,7 +109,8 @@ def _finish(uow: UnitOfWork, job: Job, token: str, result: dict[str, Any]) -> bo
                                       engine=result["engine"]))
         to = uow.users.email_of(job.user_id)
         if to:
-            uow.emit(ocr.completion_email(to, job.id, result["text"]), subject=job.user_id)
+            uow.emit(ocr.completion_email(to, job.id, ocr.job_url(settings.public_url, job.id),
+                                          result["pages"]), subject=job.user_id)
         else:
             log.warning("ocr job %s: owner has no email address; no email sent", job.id)
     return True
@@ -116,7 +119,7 @@ def _finish(uow: UnitOfWork, job: Job, token: str, result: dict[str, Any]) -> bo
 @routes.event(OcrRequested, emits=[OcrCompleted, EmailRequested], inbox=False)
 def recognise(event: OcrRequested, uow: UnitOfWork, store: ObjectStore,
               ocr_service: OcrService, job_policy: JobPolicy, callback_sender: CallbackSender,
-              clock: Clock) -> Response:
+              clock: Clock, settings: Settings) -> Response:
     if event.bucket != store.bucket:
         raise BadRequest(f"bucket {event.bucket!r} is not this deployment's upload bucket")
     config = ocr_service.config
@@ -156,7 +159,7 @@ def recognise(event: OcrRequested, uow: UnitOfWork, store: ObjectStore,
             _release(uow, job.id, token)
             raise
     result["timings"]["total_ms"] = _ms(started)
-    finished = _finish(uow, job, token, result)
+    finished = _finish(uow, job, token, result, settings)
     callback_sender.wake()
     if finished and config.delete_after_success:
         store.delete(job.object_key)

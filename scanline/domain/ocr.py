@@ -282,9 +282,25 @@ def job_view(job: Job, status_url: str, retention: timedelta,
     }
 
 
-def completion_email(to: str, job_id: str, text: str) -> EmailRequested:
-    """The mail that tells the owner a job is done."""
-    body = text if text.strip() else "(no text was found in the image)"
+def job_url(public_url: str, job_id: str) -> str:
+    """Where the job's owner reads it (its results at ``/text``, ``/hocr``, ``/pdf``)."""
+    return f"{public_url}/function/ocr-jobs/{job_id}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def completion_email(to: str, job_id: str, url: str,
+                     pages: Sequence[dict[str, Any]]) -> EmailRequested:
+    """The mail that tells the owner a job is done: how much was read and where, never the
+    text itself. A document's words do not belong in every mailbox and mail server on the
+    way (the callback carries no text either); the owner fetches them signed in."""
+    words = sum(len(line["words"]) for page in pages for line in page["lines"])
+    read = _count(len(pages), "page") + (f", {_count(words, 'word')} read" if words
+                                         else ", no text found")
     return EmailRequested(
         to=to, subject=f"Your OCR result is ready (job {job_id})",
-        text=f"Scanline read the following text from your image (job {job_id}):\n\n{body}\n")
+        text=(f"Scanline has read your document (job {job_id}): {read}.\n\n"
+              f"Sign in to get the results:\n  {url}\n  text: {url}/text\n"
+              f"  searchable PDF: {url}/pdf\n  hOCR: {url}/hocr\n"))

@@ -353,7 +353,8 @@ def test_ocr_recognises_stores_emits_once_and_deletes_the_object(ocr_fn: Functio
     row = job_row(ocr_fn.deps, job_id)
     assert row.status == "done" and row.engine == "tesseract" and row.attempts == 1
     assert word_recall(SAMPLE.truth, row.text or "") == 1.0
-    assert SAMPLE.truth.split("\n")[0] in mail.data["text"]
+    assert f"/function/ocr-jobs/{job_id}/text" in mail.data["text"]
+    assert "quick" not in mail.data["text"]  # the links, never the document's words
     assert row.all_words and all(len(w["box"]) == 4 for w in row.all_words)
     assert {"fetch_ms", "decode_ms", "engine_ms", "batch_size"} <= set(row.timings or {})
     with pytest.raises(NotFound):

@@ -60,11 +60,18 @@ def test_job_view_has_the_documented_fields() -> None:
                                "page": 1}]
 
 
-def test_completion_email_carries_the_text() -> None:
-    mail = ocr.completion_email("a@example.com", "j1", "The quick brown fox")
-    assert "j1" in mail.subject and "The quick brown fox" in mail.text
-    assert mail.to == "a@example.com"
-    assert "no text was found" in ocr.completion_email("a@example.com", "j2", "  ").text
+def test_completion_email_says_where_the_results_are_not_what_they_say() -> None:
+    page = {"page": 1, "width": 9, "height": 9, "angle": 0, "text": "The quick brown fox",
+            "lines": [{"text": "The quick brown fox", "box": [[0, 0]] * 4,
+                       "words": [{"text": w, "box": [[0, 0]] * 4, "confidence": 0.9}
+                                 for w in ("The", "quick", "brown", "fox")]}]}
+    url = ocr.job_url("https://scan.example", "j1")
+    mail = ocr.completion_email("a@example.com", "j1", url, [page, {**page, "lines": []}])
+    assert "j1" in mail.subject and mail.to == "a@example.com"
+    assert "quick" not in mail.text and "2 pages, 4 words read" in mail.text
+    assert f"{url}/text" in mail.text and url == "https://scan.example/function/ocr-jobs/j1"
+    empty = ocr.completion_email("a@example.com", "j2", url, [{**page, "lines": []}])
+    assert "1 page, no text found" in empty.text
 
 
 def test_word_recall_follows_the_scans_readme_rule() -> None:
