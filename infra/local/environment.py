@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from infra.local import paths
 from infra.local.stackfile import Function, Stack, load
+from scanline.ocr.engines import KerasOcrEngine
+
+KERAS_MODEL_DIR = paths.LOCAL / "models" / "keras-ocr"
 
 
 def local_overrides() -> dict[str, str]:
@@ -27,7 +30,11 @@ def local_overrides() -> dict[str, str]:
         # ocr (issue 4): keras-ocr when its weights are in this folder, tesseract otherwise
         # (the ocr function logs which at start).
         "OCR_ENGINE": "auto",
-        "OCR_MODEL_DIR": str(paths.LOCAL / "models" / "keras-ocr"),
+        "OCR_MODEL_DIR": str(KERAS_MODEL_DIR),
+        # What a job may name: keras-ocr only where its weights are (the image bakes them
+        # in; locally they are yours to add), so that ocr-jobs refuses it at the request.
+        "OCR_ENGINES": "tesseract,keras-ocr" if KerasOcrEngine.weights_present(KERAS_MODEL_DIR)
+        else "tesseract",
     }
 
 

@@ -53,8 +53,8 @@ def asked(body: dict[str, Any], ocr_settings: OcrSettings, policy: JobPolicy) ->
     if callback is not None and not callbacks.allowed(callback, policy.callback_hosts):
         raise InvalidInput("callback_url must be an http(s) URL on a host this deployment "
                            "allows (OCR_CALLBACK_HOSTS)")
-    return Asked(ocr_settings.languages_of(body.get("languages")),
-                 ocr_settings.engine_of(body.get("engine")), callback)
+    languages = ocr_settings.languages_of(body.get("languages"))
+    return Asked(languages, ocr_settings.engine_of(body.get("engine"), languages), callback)
 
 
 def replayed(uow: UnitOfWork, user_id: str, key: str | None, fingerprint: str,

@@ -97,11 +97,15 @@ class OcrSettings:
             raise InvalidInput(f"name each language once, at most {self.max_languages}")
         return "+".join(names)
 
-    def engine_of(self, requested: str | None) -> str:
+    def engine_of(self, requested: str | None, languages: str = "eng") -> str:
+        """A job's ``engine`` checked against the allow-list and its ``languages``; 422 if
+        it cannot be run, at the request, not after the job was queued and counted."""
         engine = (requested or AUTO).strip().lower()
         if engine != AUTO and engine not in self.allowed_engines:
             raise InvalidInput(f"engine {engine!r} is not available here; choose "
                                f"{', '.join((AUTO, *self.allowed_engines))}")
+        if engine == KERAS_OCR and languages != "eng":
+            raise InvalidInput("keras-ocr reads English only; ask for engine tesseract or auto")
         return engine
 
 

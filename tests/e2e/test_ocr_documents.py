@@ -75,6 +75,12 @@ def test_german_with_its_language_and_an_unknown_language(carol: OcrClient) -> N
     assert job["languages"] == "deu" and word_recall(sample.truth, job["text"]) >= 0.95
     r = send(carol, sample.data, languages="tlh")
     assert r.status_code == 422 and "unknown language" in r.json()["detail"]
+    # keras-ocr reads English only, and this stack has no keras-ocr weights: both refused
+    # at the request, not as a failed job that spent a quota.
+    r = send(carol, sample.data, languages="deu", engine="keras-ocr")
+    assert r.status_code == 422, r.text
+    r = send(carol, sample.data, engine="keras-ocr")
+    assert r.status_code == 422 and "not available" in r.json()["detail"]
 
 
 def test_a_page_turned_90_degrees_is_read_upright(carol: OcrClient) -> None:

@@ -64,6 +64,9 @@ def test_a_jobs_languages_and_engine_are_checked_against_the_allow_lists() -> No
                                                         "OCR_ENGINES": "tesseract"}))
     with pytest.raises(InvalidInput, match="not available"):
         only.engine_of("keras-ocr")
+    with pytest.raises(InvalidInput, match="English only"):  # at the request, not later
+        config.engine_of("keras-ocr", "eng+deu")
+    assert config.engine_of("tesseract", "eng+deu") == "tesseract"
 
 
 def test_auto_sends_documents_and_other_languages_to_tesseract(weights: Path) -> None:
