@@ -201,11 +201,21 @@ def _targets(files: tuple[Path, ...], output: str, out: Path | None) -> list[Pat
                 name = f"{path.stem}-{n}{extension}"
             taken.add(name)
             targets.append(folder / name)
-    inputs = {path.resolve() for path in files}
+    inputs = {_identity(path) for path in files}
     for target in targets:
-        if target.resolve() in inputs:
+        if _identity(target) in inputs:
             raise click.UsageError(f"{target} is one of the documents: choose another -o")
     return targets
+
+
+def _identity(path: Path) -> object:
+    """What a path names: the file itself (device and inode), so that a symbolic or a
+    hard link to a document is that document; the resolved path if nothing is there yet."""
+    try:
+        found = path.stat()
+    except OSError:
+        return path.resolve()
+    return found.st_dev, found.st_ino
 
 
 @contextmanager
@@ -242,7 +252,11 @@ def _write(context: Context, name: str, job: dict[str, Any], output: str,
         sys.stdout.flush()
         return
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(content)
+    # Written beside it, then renamed over it: a file that was there is replaced, never
+    # written through (another name linked to it keeps its bytes), nor left half-written.
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    partial.write_bytes(content)
+    os.replace(partial, target)
     click.echo(f"{name}: {output} written to {target}", err=True)
 
 

@@ -165,6 +165,12 @@ def test_results_never_overwrite_a_document_nor_each_other(person: Person,
     (person.home / "sub" / "page.png").write_bytes(SAMPLE.data)
     refused = person.run("ocr", str(page), "--wait", "--format", "pdf", "-o", str(page))
     assert refused.returncode == 2 and "is one of the documents" in refused.stderr
+    (person.home / "linked").mkdir()
+    os.link(page, person.home / "linked" / "page.ocr.pdf")  # the default name, hard-linked
+    refused = person.run("ocr", str(page), "--wait", "--format", "pdf", "-o",
+                         str(person.home / "linked"))
+    assert refused.returncode == 2 and "is one of the documents" in refused.stderr
+    assert page.read_bytes() == SAMPLE.data
     person.ok("ocr", "page.png", "--wait", "--format", "pdf")  # into this folder
     assert page.read_bytes() == SAMPLE.data
     assert (person.home / "page.ocr.pdf").read_bytes().startswith(b"%PDF-")
