@@ -74,7 +74,7 @@ def test_only_bilevel_images_are_antialiased() -> None:
 
 
 def test_skew_is_measured_and_undone_and_small_angles_left_alone() -> None:
-    for degrees in (-2.7, 2.2, 4.0):
+    for degrees in (-2.7, 2.2, 4.0, 11.0, -14.0):  # a scanner's tilt to a photo's
         page = render("a line of text long enough\nto measure its skew by\nits rows",
                       Style(size=28, skew=degrees), width=None).convert("L")
         assert abs(skew_angle(page) + degrees) < 0.2
@@ -82,6 +82,8 @@ def test_skew_is_measured_and_undone_and_small_angles_left_alone() -> None:
         assert abs(prepared.skew + degrees) < 0.2 and prepared.steps[-1].startswith("deskew")
     level = render("level text stays as it is", Style(size=28, skew=0.3), width=None)
     assert prepare(level).skew == 0.0 and prepare(level).image.size == level.size
+    for blank in (Image.new("L", (800, 600), 255), Image.new("L", (1, 1), 255)):
+        assert skew_angle(blank) == 0.0 and prepare(blank).steps == ()  # nothing to level
 
 
 def test_the_resolution_is_the_files_or_the_default() -> None:
