@@ -71,11 +71,12 @@ TOKEN_REQUEST = {
               for name, schema in GRANTS.items()],
 }
 # RFC 7009 §2.1 (``token``, ``token_type_hint``: a refresh or an access token);
-# ``refresh_token`` is the older form.
+# ``refresh_token`` is the older form. The hint is not needed (either kind is found), and
+# §2.1 has a hint the server does not know ignored, not refused.
 REVOCATION = {
     **strict_object({"token": {"type": "string", "minLength": 1, "maxLength": 4096},
                      "refresh_token": REFRESH_TOKEN,
-                     "token_type_hint": {"enum": ["refresh_token", "access_token"]}, **CLIENT},
+                     "token_type_hint": {"type": "string", "maxLength": 64}, **CLIENT},
                     required=[]),
     "anyOf": [{"required": ["token"]}, {"required": ["refresh_token"]}],
 }
@@ -109,9 +110,9 @@ DISCOVERY = strict_object(
     {"issuer": _URL, "token_endpoint": _URL, "revocation_endpoint": _URL, "jwks_uri": _URL,
      "userinfo_endpoint": _URL,
      **{name: {"type": "array", "items": {"type": "string"}} for name in (
-         "grant_types_supported", "response_types_supported", "subject_types_supported",
-         "token_endpoint_auth_methods_supported", "revocation_endpoint_auth_methods_supported",
-         "id_token_signing_alg_values_supported")}},
+         "grant_types_supported", "response_types_supported",
+         "token_endpoint_auth_methods_supported",
+         "revocation_endpoint_auth_methods_supported")}},
     required=["issuer", "token_endpoint", "revocation_endpoint", "jwks_uri",
               "grant_types_supported"],
 )
@@ -303,22 +304,23 @@ def jwks(token_keys: KeyRing) -> Response:
 
 @routes.http("/.well-known/openid-configuration", "GET", responses={200: DISCOVERY})
 def discovery(settings: Settings) -> Response:
-    """Where a client or a resource server finds the endpoints and keys (OpenID Connect
-    Discovery 1.0 / RFC 8414 metadata)."""
+    """Where a client or a resource server finds the endpoints and keys: RFC 8414
+    authorization server metadata, served where OpenID Connect clients look. It is not an
+    OpenID Provider (no authorization endpoint, no ID tokens), and does not claim to be."""
     issuer = TokenSettings.from_settings(settings).issuer
     return Response({
         "issuer": issuer, "token_endpoint": issuer,
         "revocation_endpoint": f"{issuer}/revoke", "jwks_uri": f"{issuer}/jwks.json",
         "userinfo_endpoint": f"{issuer}/userinfo",
-        "grant_types_supported": sorted(GRANTS), "response_types_supported": ["token"],
-        "subject_types_supported": ["public"],
+        # No authorization endpoint (the password and refresh-token grants only), so no
+        # response type; and no ID tokens, so nothing is claimed about them.
+        "grant_types_supported": sorted(GRANTS), "response_types_supported": [],
         "token_endpoint_auth_methods_supported": ["none"],
         "revocation_endpoint_auth_methods_supported": ["none"],
-        "id_token_signing_alg_values_supported": ["EdDSA"],
     }, headers={"Cache-Control": "public, max-age=300"})
 
 
-@routes.http("/userinfo", "GET", responses={200: USERINFO}, auth=True)
+@routes.http("/userinfo", "GET", "POST", responses={200: USERINFO}, auth=True)
 def userinfo(caller: Claims, uow: UnitOfWork) -> Response:
     """The account the access token belongs to."""
     with uow:

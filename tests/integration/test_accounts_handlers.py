@@ -804,6 +804,9 @@ def test_revocation_ends_the_session_and_its_access_tokens(client: Client,
                                        "token_type_hint": "refresh_token",
                                        "client_id": "scanline-cli"}).json == {"status": "revoked"}
     assert token.post("/revoke", data={"token": "never-issued"}).status_code == 200
+    # RFC 7009 §2.1: a hint the server does not know is ignored, not refused.
+    assert token.post("/revoke", data={"token": "never-issued",
+                                       "token_type_hint": "foo"}).status_code == 200
     assert problem(token.get("/userinfo", headers=bearer), 401)  # at once, in this process
     oauth_error(refresh(client, tokens["refresh_token"]), 400, "invalid_grant")
     # Another process's verifier sees it through the revocation list.
@@ -835,6 +838,9 @@ def test_jwks_and_discovery(client: Client, deps: Container) -> None:
     assert metadata["jwks_uri"] == f"{issuer}/jwks.json"
     assert metadata["revocation_endpoint"] == f"{issuer}/revoke"
     assert metadata["grant_types_supported"] == ["password", "refresh_token"]
+    # No ID tokens and no authorization endpoint: nothing claimed about either.
+    assert metadata["response_types_supported"] == []
+    assert not any(key.startswith("id_token") for key in metadata)
 
 
 def test_userinfo_needs_a_valid_bearer_token(client: Client, deps: Container,
@@ -846,6 +852,8 @@ def test_userinfo_needs_a_valid_bearer_token(client: Client, deps: Container,
     r = token.get("/userinfo", headers={"Authorization": f"Bearer {access}"})
     assert r.json == {"sub": str(user_id), "name": "Itest User", "email": email,
                       "email_verified": True, "created_at": r.json["created_at"]}
+    # OpenID Connect Core §5.3.1: GET and POST.
+    assert token.post("/userinfo", headers={"Authorization": f"Bearer {access}"}).json == r.json
     assert problem(token.get("/userinfo"), 401)
     assert problem(token.get("/userinfo", headers={"Authorization": f"Bearer {access}x"}), 401)
     clock.advance(minutes=16)
