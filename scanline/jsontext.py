@@ -60,11 +60,22 @@ def _depth(document: Any) -> int:
     return deepest
 
 
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose names are unique: with a name twice, which value counts differs
+    between parsers (RFC 8259 §4), so neither is guessed."""
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        seen: set[str] = set()
+        twice = sorted({k for k, _ in pairs if k in seen or seen.add(k)})
+        raise ValueError(f"names given more than once: {', '.join(twice)[:200]}")
+    return document
+
+
 def loads(text: bytes | str, *, what: str = "request body") -> Any:
     """The JSON document in ``text``, or ``BadRequest`` saying what is wrong with it."""
     try:
         document = json.loads(text, parse_int=_integer, parse_float=_number,
-                              parse_constant=_constant)
+                              parse_constant=_constant, object_pairs_hook=_object)
     except RecursionError:
         raise BadRequest(f"{what} is nested more than {MAX_DEPTH} levels deep") from None
     except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError

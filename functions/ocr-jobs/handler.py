@@ -64,7 +64,7 @@ PRESIGN_REQUEST = strict_object(
     required=["content_type", "size"],
 )
 # The document itself, checked from its bytes (never from the part's name or Content-Type).
-UPLOAD = {"type": "object", "required": ["file"],
+UPLOAD = {"type": "object", "required": ["file"], "additionalProperties": False,
           "properties": {"file": {"type": "string",
                                   "contentMediaType": "application/octet-stream"},
                          **OPTIONS}}

@@ -10,6 +10,7 @@ parameters the operation does not declare are ignored (caches and proxies add so
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,20 +44,29 @@ def body(op: Operation, request: Request) -> Any:
             f"{request.method} {request.path} takes {' or '.join(sorted(op.body))}"
             + (f", not {media}" if media else ""))
     if media == MULTIPART:
+        _once(request.form, request.files)
         files = file_fields(schema)
         # A file field is present only as a file part (a text field of that name is not
-        # it); its content is the view's to judge.
+        # it); its content is the view's to judge. A file part of any other name is an
+        # unknown part, as the schema judges it.
         parts: dict[str, Any] = {k: v for k, v in request.form.to_dict().items()
                                  if k not in files}
-        parts.update({name: "" for name in request.files if name in files})
+        parts.update({name: "" for name in request.files})
         compiled(schema).check(parts)
         return {k: v for k, v in request.form.to_dict().items() if k not in files}
     if media == FORM:
-        repeated = sorted(k for k in request.form if len(request.form.getlist(k)) > 1)
-        if repeated:  # RFC 6749 §3.2, and no guessing which copy was meant
-            raise BadRequest(f"parameters given more than once: {', '.join(repeated)}")
+        _once(request.form)
         return compiled(schema).check(request.form.to_dict())
     return compiled(schema).check(jsontext.loads(request.get_data(cache=True)))
+
+
+def _once(*groups: Any) -> None:
+    """Each parameter or part at most once, as a field or as a file (RFC 6749 §3.2 for
+    forms): no guessing which copy was meant."""
+    names = Counter(name for group in groups for name, _ in group.items(multi=True))
+    repeated = sorted(name for name, count in names.items() if count > 1)
+    if repeated:
+        raise BadRequest(f"parameters given more than once: {', '.join(repeated)}")
 
 
 def _convert(value: str, schema: Mapping[str, Any]) -> Any:

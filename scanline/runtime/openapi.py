@@ -61,8 +61,9 @@ def _operation(function: str, op: Operation, method: str) -> dict[str, Any]:
         responses["default"] = {"description": "An RFC 9457 problem",
                                 "content": {"application/problem+json": {
                                     "schema": {"$ref": "#/components/schemas/Problem"}}}}
-    document: dict[str, Any] = {
-        "operationId": f"{function}.{op.view.__name__}", "responses": responses}
+    # One view may answer several methods (userinfo: GET and POST); an id names one.
+    name = op.view.__name__ if len(op.methods) == 1 else f"{op.view.__name__}_{method.lower()}"
+    document: dict[str, Any] = {"operationId": f"{function}.{name}", "responses": responses}
     if op.summary:
         document["summary"] = op.summary.splitlines()[0]
     if parameters:

@@ -23,6 +23,7 @@ import pytest
 import requests
 from flask.testing import FlaskClient
 from PIL import Image
+from werkzeug.datastructures import MultiDict
 
 from bench.ocr_samples import blank_pages_pdf, generated, word_recall
 from infra.local.environment import function_environment
@@ -180,6 +181,29 @@ def test_no_verification_keys_is_503_not_401(jobs_fn_without_keys: Function) -> 
     r = jobs_fn_without_keys.client.get("/", headers=auth)
     assert r.status_code == 503 and r.content_type == "application/problem+json"
     assert r.headers["Retry-After"]
+
+
+def test_an_upload_names_each_part_once_and_only_parts_it_knows(jobs_fn: Function) -> None:
+    """A second copy of a part, or a part the operation does not take, is refused: the
+    job would otherwise have run with one copy picked silently (eng of eng and xyz)."""
+    _, _, auth = new_user(jobs_fn.deps)
+
+    def sent(*parts: tuple[str, Any]) -> Any:
+        return jobs_fn.client.post("/", headers=auth, content_type="multipart/form-data",
+                                   data=MultiDict(parts))
+
+    def document() -> tuple[io.BytesIO, str]:
+        return io.BytesIO(SAMPLE.data), "a.png"
+
+    twice = sent(("file", document()), ("languages", "eng"), ("languages", "xyz"))
+    assert twice.status_code == 400 and "languages" in twice.json["detail"]
+    assert sent(("file", document()), ("file", document())).status_code == 400
+    assert sent(("file", document()), ("languages", "eng"),
+                ("languages", document())).status_code == 400  # as a field and as a file
+    unknown = sent(("file", document()), ("foo", "bar"))
+    assert unknown.status_code == 422 and "foo" in str(unknown.json)
+    assert sent(("file", document()), ("extra", document())).status_code == 422
+    assert sent(("file", document()), ("languages", "eng")).status_code == 202
 
 
 def test_jobs_are_visible_to_their_owner_only(jobs_fn: Function) -> None:
