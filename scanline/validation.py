@@ -12,9 +12,21 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 
 from scanline.errors import InvalidInput, ScanlineError
+
+# Longest value quoted back in full: an answer (and its logs) need not carry kilobytes of
+# what was sent, once per rule it breaks.
+QUOTED = 40
+
+
+def _message(error: ValidationError) -> str:
+    quoted = repr(error.instance)
+    if len(quoted) <= QUOTED or quoted not in error.message:
+        return str(error.message)
+    size = f" ({len(error.instance)} long)" if hasattr(error.instance, "__len__") else ""
+    return str(error.message).replace(quoted, quoted[:QUOTED] + "…" + size)
 
 
 class Validator:
@@ -24,7 +36,7 @@ class Validator:
         self._validator = Draft202012Validator(schema, format_checker=FormatChecker())
 
     def errors(self, data: Any) -> list[dict[str, str]]:
-        found = [{"pointer": "/" + "/".join(str(p) for p in e.path), "detail": e.message}
+        found = [{"pointer": "/" + "/".join(str(p) for p in e.path), "detail": _message(e)}
                  for e in sorted(self._validator.iter_errors(data), key=lambda e: list(e.path))]
         return found + list(unstorable(data))
 

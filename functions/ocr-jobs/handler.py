@@ -128,8 +128,9 @@ def create_job(caller: Claims, body: dict[str, Any], files: dict[str, FileStorag
     options = intake.asked(body, ocr_settings, job_policy)
     user, key, now = caller.subject, headers.get(idempotency.HEADER), clock.now()
     if "file" in files:
+        # Read to one byte past the limit, no further: a larger file's size is not known.
         document = files["file"].stream.read(ocr_settings.limits.max_bytes + 1)
-        intake.check_size(len(document), ocr_settings)
+        intake.check_size(len(document), ocr_settings, read_to_the_limit=True)
         media_type = inspect(document, ocr_settings.limits).media_type
         request = idempotency.fingerprint(kind="upload", options=options.columns(),
                                           sha256=hashlib.sha256(document).hexdigest())
@@ -262,6 +263,8 @@ def delete_job(caller: Claims, job_id: uuid.UUID, uow: UnitOfWork,
 
 def _finished(uow: UnitOfWork, user_id: str, job_id: str) -> Job:
     job = _owned(uow, user_id, job_id)
+    if job.status == ocr.FAILED:
+        raise Conflict(f"job {job_id} failed and has no results: {job.error}")
     if job.status != ocr.DONE:
         raise Conflict(f"job {job_id} is {job.status}; its results exist once it is done")
     return job

@@ -13,6 +13,8 @@
   most common. Held as a sorted array of 64-bit digests (3.5 MiB, loaded on first use) and
   searched by bisection: the same number of steps for any password, present or not. If
   the list cannot be loaded the check fails closed (503), it never lets a password through.
+  A listed password dressed in digits and punctuation at its ends ("Password123!",
+  "iloveyou2024") is the listed one: the first thing a guesser tries.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import bisect
 import gzip
 import hashlib
+import string
 import threading
 import unicodedata
 from array import array
@@ -31,6 +34,9 @@ PASSWORD_MIN = 8
 PASSWORD_MAX = 256
 BREACHED_LIST = Path(__file__).resolve().parents[1] / "data" / "common-passwords.txt.gz"
 PRODUCT_WORDS = ("scanline",)
+# What a guesser adds around a common password; a core shorter than this is not one.
+_DECORATION = string.digits + string.punctuation + " "
+_CORE_MIN = 4
 
 
 def normalise(password: str) -> str:
@@ -116,6 +122,7 @@ def check(password: str, *, email: str, name: str = "", breached: BreachedPasswo
     if _contextual(password, email, name):
         raise _refuse("must not contain your address or the service's name, nor be your "
                       "name", pointer)
-    if password in breached:
+    core = normalise(password).strip(_DECORATION)
+    if password in breached or (len(core) >= _CORE_MIN and core in breached):
         raise _refuse("is a known, commonly used or breached password; choose another",
                       pointer)

@@ -116,10 +116,13 @@ def charged(uow: UnitOfWork, user_id: str, size: int, now: datetime,
         raise
 
 
-def check_size(size: int, ocr_settings: OcrSettings) -> None:
-    if size > ocr_settings.limits.max_bytes:
-        raise PayloadTooLarge(f"the file is {size} bytes; the limit is "
-                              f"{ocr_settings.limits.max_bytes} bytes")
+def check_size(size: int, ocr_settings: OcrSettings, *, read_to_the_limit: bool = False) -> None:
+    """``size`` within the limit; ``read_to_the_limit``: it is what was read of a file
+    that may be larger (its true size unknown, so not quoted)."""
+    limit = ocr_settings.limits.max_bytes
+    if size > limit:
+        told = f"over {limit}" if read_to_the_limit else str(size)
+        raise PayloadTooLarge(f"the file is {told} bytes; the limit is {limit} bytes")
     if size == 0:
         raise UnsupportedMediaType("the file is empty")
 

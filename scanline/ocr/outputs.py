@@ -34,7 +34,10 @@ def _title(box: Sequence[Sequence[int]]) -> str:
 
 
 def hocr(pages: Sequence[dict[str, Any]], languages: str = "eng") -> str:
-    """hOCR 1.2: ``ocr_page`` → ``ocr_line`` → ``ocrx_word`` with bbox and x_wconf."""
+    """hOCR 1.2: ``ocr_page`` → ``ocr_line`` → ``ocrx_word`` with bbox and x_wconf. A word
+    says its language only when the job had one: of several, which one read each word
+    is not kept."""
+    lang = "" if "+" in languages else f' lang="{escape(languages)}"'
     out = ['<?xml version="1.0" encoding="UTF-8"?>',
            '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN" '
            '"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">',
@@ -55,8 +58,7 @@ def hocr(pages: Sequence[dict[str, Any]], languages: str = "eng") -> str:
                 conf = "" if word["confidence"] is None else \
                     f"; x_wconf {round(word['confidence'] * 100)}"
                 out.append(f'<span class="ocrx_word" id="word_{n}_{i}_{j}" '
-                           f'title="{_title(word["box"])}{conf}" '
-                           f'lang="{escape(languages.split("+")[0])}">'
+                           f'title="{_title(word["box"])}{conf}"{lang}>'
                            f"{escape(word['text'])}</span>")
             out.append("</span>")
         out.append("</div>")

@@ -111,6 +111,15 @@ def test_a_job_asking_for_an_engine_the_deployment_lacks_fails_at_once(ocr_fn: F
     assert "keras-ocr" in (job_row(ocr_fn.deps, job_id).error or "")
 
 
+def test_a_failed_jobs_outputs_say_why_there_are_none(ocr_fn: Function,
+                                                     jobs_fn: Function) -> None:
+    owner_id, _, owner = new_user(jobs_fn.deps)
+    job_id = staged_job(ocr_fn.deps, owner_id, b"\x89PNG\r\n\x1a\n broken")
+    assert deliver(ocr_fn, job_id, owner_id).status_code == 415
+    answer = jobs_fn.client.get(f"/{job_id}/text", headers=owner)
+    assert answer.status_code == 409 and "failed and has no results" in answer.json["detail"]
+
+
 def test_outputs_are_the_owners_only(ocr_fn: Function, jobs_fn: Function) -> None:
     owner_id, _, owner = new_user(jobs_fn.deps)
     _, _, other = new_user(jobs_fn.deps)

@@ -83,7 +83,10 @@ def check(password: str, breached: BreachedPasswords, email: str = "ann.lee@exam
 
 @pytest.mark.parametrize("password", ["P@ssw0rd", "aaaaaaaa", "password", "PASSWORD",
                                       "12345678", "iloveyou", "trustno1", "Password1",
-                                      "qwertyuiop"])
+                                      "qwertyuiop",
+                                      # listed ones dressed at their ends
+                                      "password123456", "Password123!", "iloveyou12345",
+                                      "!!dragon2024"])
 def test_common_and_breached_passwords_are_refused_whatever_their_case(
         password: str, breached: BreachedPasswords) -> None:
     with pytest.raises(InvalidInput) as refused:

@@ -3,7 +3,7 @@
 import pytest
 
 from scanline.errors import InvalidInput
-from scanline.validation import strict_object, validate
+from scanline.validation import compiled, strict_object, validate
 
 SCHEMA = strict_object({"name": {"type": "string"},
                         "tags": {"type": "array", "items": {"type": "string"}}}, ["name"])
@@ -24,3 +24,12 @@ def test_unstorable_text_is_invalid_input_without_quoting_it(
 def test_any_other_unicode_is_accepted() -> None:
     data = {"name": "Zoë 数字 🙂", "tags": ["ünïcödé"]}
     assert validate(data, SCHEMA) is data
+
+
+def test_a_long_value_is_not_quoted_back_in_full() -> None:
+    schema = {"type": "object", "properties": {
+        "languages": {"type": "string", "maxLength": 64, "pattern": "^[a-z+]+$"}}}
+    with pytest.raises(InvalidInput) as refused:
+        compiled(schema).check({"languages": "X" * 5000})
+    details = [e["detail"] for e in refused.value.errors]
+    assert len(details) == 2 and all(len(d) < 200 and "5000 long" in d for d in details)
