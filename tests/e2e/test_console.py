@@ -157,6 +157,30 @@ def test_a_person_goes_from_sign_up_to_the_text_of_a_page_in_chromium(
     assert requests.get(f"{stack.gateway}/function/ocr-jobs/{job_id}", timeout=30, headers={
         "Authorization": f"Bearer {token['access_token']}"}).status_code == 404
 
+    # A page scanned sideways: read upright (angle), and its image shown turned the same
+    # way under the boxes, so each box still sits on its word's ink where the person sees it.
+    turned = tmp_path / "turned.png"
+    Image.open(io.BytesIO(SAMPLE.data)).rotate(90, expand=True).save(turned)
+    browser.find_element(By.ID, "file").send_keys(str(turned))
+    WebDriverWait(browser, 90).until(
+        lambda b: b.find_element(By.ID, "job-id").text not in ("", job_id)
+        and b.find_element(By.ID, "job-status").text in ("done", "failed"))
+    sideways = requests.get(
+        f"{stack.gateway}/function/ocr-jobs/{browser.find_element(By.ID, 'job-id').text}",
+        timeout=30, headers={"Authorization": f"Bearer {token['access_token']}"}).json()
+    page = sideways["pages"][0]
+    assert sideways["status"] == "done" and page["angle"] in (90, 270), page["angle"]
+    figure = visible(browser, "#pages figure svg image")
+    browser.execute_script(
+        "document.querySelectorAll('#pages figure rect').forEach((r) => r.remove());")
+    shown = Image.open(io.BytesIO(browser.find_element(
+        By.CSS_SELECTOR, "#pages figure").screenshot_as_png)).convert("L")
+    shown = shown.resize((page["width"], page["height"]))
+    screenshot(browser, "06b-turned-page")
+    assert figure.get_attribute("transform")
+    for word in (w for line in page["lines"] for w in line["words"]):
+        assert shown.crop(box_of(word)).getextrema()[0] < 128, word  # its ink, upright
+
     # Nothing of the session is left where a later script could read it.
     assert browser.execute_script(
         "return [localStorage.length, sessionStorage.length, document.cookie]") == [0, 0, ""]

@@ -190,11 +190,15 @@
 
   // One page: the user's own image where the browser can show it, else a blank sheet of
   // the page's size; over it an SVG in the page's pixel coordinates, one box per word.
+  // The boxes are in the page as read, upright: a page that was turned (``angle``, the
+  // clockwise turn undone before reading) has its image turned back the same way inside
+  // the SVG, so that words and boxes meet.
   function drawPage(page, image) {
     const figure = document.createElement("figure");
     figure.className = "page";
     figure.dataset.page = page.page;
-    if (image) {
+    const turned = image && page.angle % 360 !== 0;
+    if (image && !turned) {
       const img = document.createElement("img");
       img.src = URL.createObjectURL(image);
       img.alt = `page ${page.page}`;
@@ -208,11 +212,32 @@
     const svg = document.createElementNS(SVG, "svg");
     svg.setAttribute("viewBox", `0 0 ${page.width} ${page.height}`);
     svg.setAttribute("preserveAspectRatio", "none");
+    if (turned) { svg.append(uprightImage(page, image)); }
     for (const line of page.lines) {
       for (const word of line.words) { svg.append(box(word, !image)); }
     }
     figure.append(svg);
     return figure;
+  }
+
+  // The uploaded image, as it was before the page was turned upright, placed in the
+  // upright page's coordinates: turned counter-clockwise by ``angle`` (SVG turns clockwise).
+  function uprightImage(page, image) {
+    const quarter = page.angle === 90 || page.angle === 270;
+    const [width, height] = quarter ? [page.height, page.width] : [page.width, page.height];
+    const moves = { 90: `translate(0 ${width}) rotate(-90)`,
+                    180: `translate(${width} ${height}) rotate(180)`,
+                    270: `translate(${height} 0) rotate(90)` };
+    const picture = document.createElementNS(SVG, "image");
+    picture.setAttribute("href", URL.createObjectURL(image));
+    picture.setAttribute("width", width);
+    picture.setAttribute("height", height);
+    picture.setAttribute("preserveAspectRatio", "none");
+    picture.setAttribute("transform", moves[page.angle] || "");
+    const title = document.createElementNS(SVG, "title");
+    title.textContent = `page ${page.page}, turned ${page.angle}° to be read`;
+    picture.append(title);
+    return picture;
   }
 
   function box(word, withText) {
