@@ -47,6 +47,7 @@ def prune(uow: UnitOfWork, store: ObjectStore, clock: Clock, job_policy: JobPoli
             audit_retention=timedelta(days=settings.audit_retention_days))
         deleted["idempotency_keys"] = uow.idempotency.prune(now - job_policy.idempotency_window)
     deleted["ocr_jobs"] = _expired_jobs(uow, store, now, job_policy)
+    deleted["abandoned_uploads"] = _abandoned_uploads(uow, store, now)
     return Response({"status": "done", "deleted": deleted})
 
 
@@ -62,4 +63,18 @@ def _expired_jobs(uow: UnitOfWork, store: ObjectStore, now: datetime,
                 break
             store.delete(*(key for job in jobs for key in ocr.stored_keys(job)))
             total += uow.jobs.delete(job.id for job in jobs)
+    return total
+
+
+def _abandoned_uploads(uow: UnitOfWork, store: ObjectStore, now: datetime) -> int:
+    """Objects stored through the upload URL of a job deleted before the URL expired."""
+    total = 0
+    for _ in range(MAX_JOB_BATCHES):
+        with uow:
+            keys = uow.jobs.abandoned(now, limit=JOB_BATCH)
+            if not keys:
+                break
+            store.delete(*keys)
+            uow.jobs.forget(keys)
+            total += len(keys)
     return total

@@ -253,11 +253,11 @@ def get_job(caller: Claims, job_id: uuid.UUID, query: dict[str, Any], uow: UnitO
              summary="Delete a job with its stored document and results",
              responses={204: None})
 def delete_job(caller: Claims, job_id: uuid.UUID, uow: UnitOfWork,
-               store: ObjectStore) -> Response:
+               store: ObjectStore, clock: Clock) -> Response:
     job = _owned(uow, caller.subject, str(job_id))
     store.delete(*ocr.stored_keys(job))  # first: if S3 is down, the job is still there
     with uow:
-        uow.jobs.delete_owned(job.id, caller.subject)
+        uow.jobs.delete_owned(job.id, caller.subject, clock.now())
     return Response(None, status=204)
 
 

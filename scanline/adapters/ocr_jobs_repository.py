@@ -19,9 +19,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection, Row
 
-from scanline.adapters.ocr_jobs_tables import ocr_jobs
+from scanline.adapters.ocr_jobs_tables import abandoned_uploads, ocr_jobs
 from scanline.domain import ocr
 from scanline.domain.ocr import Job
 
@@ -100,16 +101,33 @@ class OcrJobs:
                                                  ocr_jobs.c.id.desc()).limit(limit))
         return [_job(r) for r in rows]
 
-    def delete_owned(self, job_id: str, user_id: str) -> Job | None:
+    def delete_owned(self, job_id: str, user_id: str, now: datetime) -> Job | None:
         """Delete the job (its idempotency key and callback go with it); the deleted job,
-        or None if ``user_id`` has no such job."""
+        or None if ``user_id`` has no such job. If its presigned upload URL can still
+        store an object, the key is kept until it cannot (``abandoned``)."""
         row = self._conn.execute(ocr_jobs.delete().where(
             ocr_jobs.c.id == job_id, ocr_jobs.c.user_id == user_id)
             .returning(*ocr_jobs.c)).first()
         if row is None:
             return None
         self._ended([job_id])
+        if row.upload_expires_at is not None and row.upload_expires_at > now:
+            self._conn.execute(pg_insert(abandoned_uploads).values(
+                key=row.object_key, usable_until=row.upload_expires_at)
+                .on_conflict_do_nothing())
         return _job(row)
+
+    def abandoned(self, now: datetime, *, limit: int) -> list[str]:
+        """Keys of deleted jobs whose upload URL can no longer store anything; row-locked,
+        skipping rows another run holds. ``forget`` them once their objects are gone."""
+        rows = self._conn.execute(
+            sa.select(abandoned_uploads.c.key).where(abandoned_uploads.c.usable_until < now)
+            .limit(limit).with_for_update(skip_locked=True))
+        return [r.key for r in rows]
+
+    def forget(self, keys: Iterable[str]) -> None:
+        self._conn.execute(abandoned_uploads.delete().where(
+            abandoned_uploads.c.key.in_(list(keys))))
 
     def expired(self, now: datetime, *, retention: timedelta, limit: int) -> list[Job]:
         """Jobs past their life: ended longer than ``retention`` ago, or still waiting

@@ -1,6 +1,6 @@
 """The OCR job tables: ``ocr_jobs`` (created by migration 0003, leases added by 0004,
 documents by 0006, its lifecycle by 0007), ``idempotency_keys`` and ``ocr_callbacks``
-(0007)."""
+(0007), ``abandoned_uploads`` (0008)."""
 
 from __future__ import annotations
 
@@ -71,4 +71,12 @@ ocr_callbacks = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False,
               server_default=sa.func.now()),
     sa.Column("delivered_at", sa.DateTime(timezone=True)),
+)
+
+# The object key of a job deleted while its presigned upload URL could still store it: the
+# object is deleted once the URL cannot (housekeeping).
+abandoned_uploads = sa.Table(
+    "abandoned_uploads", metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("usable_until", sa.DateTime(timezone=True), nullable=False),
 )

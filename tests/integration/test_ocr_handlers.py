@@ -272,7 +272,7 @@ def test_a_waiter_hears_its_job_end_and_its_deletion_at_once(jobs_fn: Function) 
     committed = time.monotonic()
     assert done_at() - committed < 0.5
     with deps.unit_of_work() as uow:
-        assert uow.jobs.delete_owned(deleted_job, owner_id) is not None
+        assert uow.jobs.delete_owned(deleted_job, owner_id, datetime.now(UTC)) is not None
     committed = time.monotonic()
     assert deleted_at() - committed < 0.5
 

@@ -310,6 +310,40 @@ def test_housekeeping_deletes_expired_jobs_with_their_objects(stack: object) -> 
         deps.close()
 
 
+def test_an_upload_after_its_job_was_deleted_does_not_stay(stack: object) -> None:
+    """The presigned URL stores an object job or no job until it expires: the object of a
+    job deleted before then is deleted by housekeeping once the URL cannot write it."""
+    clock = FixedClock(datetime.now(UTC))
+    jobs = Container(Settings.from_env({**function_environment("ocr-jobs"),
+                                        "FUNCTION_NAME": "ocr-jobs"}), clock=clock)
+    keeper = Container(Settings.from_env({**function_environment("housekeeping"),
+                                          "FUNCTION_NAME": "housekeeping"}), clock=clock)
+    jobs_client = create_app(load_handler("ocr-jobs"), jobs).test_client()
+    keeper_client = create_app(load_handler("housekeeping"), keeper).test_client()
+    try:
+        user_id, _, owner = new_user(jobs)
+        presigned = jobs_client.post("/", headers=owner, json={
+            "content_type": "image/png", "size": len(SAMPLE.data)}).json
+        job_id = presigned["job_id"]
+        assert jobs_client.delete(f"/{job_id}", headers=owner).status_code == 204
+        assert post_upload(presigned, SAMPLE.data).status_code == 204  # S3 still takes it
+        key = ocr.object_key(user_id, job_id)
+        jobs.store.head(key)
+        with keeper.unit_of_work() as uow:
+            uow.limits.clear(HOUSEKEEPING_RUNS, "run")
+        assert keeper_client.post("/").json["deleted"]["abandoned_uploads"] == 0  # URL live
+        jobs.store.head(key)
+        clock.advance(seconds=presigned["expires_in"] + 1)
+        with keeper.unit_of_work() as uow:
+            uow.limits.clear(HOUSEKEEPING_RUNS, "run")
+        assert keeper_client.post("/").json["deleted"]["abandoned_uploads"] >= 1
+        with pytest.raises(NotFound):
+            jobs.store.head(key)
+    finally:
+        jobs.close()
+        keeper.close()
+
+
 def test_listing_pages_with_a_cursor_and_filters_by_status(jobs_fn: Function) -> None:
     user_id, _, owner = new_user(jobs_fn.deps)
     made = [staged_job(jobs_fn.deps, user_id, SAMPLE.data) for _ in range(5)]
