@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import statistics
-import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
@@ -137,46 +135,3 @@ def foreign_load(cores: int, involved: Collection[str] | None) -> Iterator[dict[
     foreign = machine_cpu_seconds() - machine - ours["seconds"]
     result["ours_seconds"] = ours["seconds"]
     result["share"] = max(0.0, foreign) / (cores * (time.perf_counter() - began))
-
-
-@contextmanager
-def children_running(parent: int, name: str, every: float = 0.05) -> Iterator[list[int]]:
-    """Sample how many ``name`` processes ``parent`` has running, every ``every`` seconds
-    (the list of counts is complete when the block ends). Reads only the parent's own
-    /proc entries, so the sampling costs next to nothing."""
-    counts: list[int] = []
-    stop = threading.Event()
-
-    def children() -> set[str]:
-        found: set[str] = set()
-        for task in Path(f"/proc/{parent}/task").glob("*/children"):
-            try:
-                found.update(task.read_text().split())
-            except OSError:
-                continue
-        return found
-
-    def named(pid: str) -> bool:
-        try:
-            return Path(f"/proc/{pid}/comm").read_text().strip() == name
-        except OSError:
-            return False
-
-    def sample() -> None:
-        while not stop.wait(every):
-            counts.append(sum(1 for pid in children() if named(pid)))
-
-    thread = threading.Thread(target=sample, name=f"count-{name}", daemon=True)
-    thread.start()
-    try:
-        yield counts
-    finally:
-        stop.set()
-        thread.join()
-
-
-def mean_while_busy(counts: list[int]) -> float:
-    """The mean of the samples from the first to the last non-zero one (the idle start-up
-    and tail of a run are not part of it)."""
-    busy = [i for i, n in enumerate(counts) if n]
-    return statistics.mean(counts[busy[0]:busy[-1] + 1]) if busy else 0.0

@@ -13,8 +13,8 @@
 Like with like: in-process work per job is what the ocr function does with the bytes it
 fetched (``first_page``: check and decode, then recognition through an ``OcrService`` built
 from the same settings, so the same batcher, engine and worker count). Both throughput
-phases record how many tesseract processes ran at once and the share of the machine's CPU
-that processes outside the stack used meanwhile (the machine is shared).
+phases record the share of the machine's CPU that processes outside the stack used
+meanwhile (the machine is shared).
 
 The stack must be up (``make up``). ``--keras`` adds in-process keras-ocr figures with
 random weights (same compute as the real ones; pretrained weights cannot be fetched here).
@@ -39,7 +39,7 @@ from typing import Any
 
 from PIL import Image
 
-from bench.machine import children_running, cpu_used, foreign_load, function_pids, mean_while_busy
+from bench.machine import cpu_used, foreign_load, function_pids
 from bench.ocr_client import OcrClient
 from bench.ocr_samples import Sample, generated, padded_png
 from bench.stats import percentile
@@ -100,12 +100,11 @@ def in_process_throughput(service: OcrService, samples: Sequence[Sample], jobs: 
         ends.append(time.perf_counter())
 
     with foreign_load(os.cpu_count() or 1, None) as foreign, \
-            children_running(os.getpid(), "tesseract") as running, \
             ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(one, [samples[i % len(samples)] for i in range(jobs)]))
     return {"jobs_per_s": (jobs - 1) / (max(ends) - min(ends)),
             "cpu_ms_per_job": foreign["ours_seconds"] * 1000 / jobs,
-            "tesseract_running": mean_while_busy(running), "other_cpu": foreign["share"]}
+            "other_cpu": foreign["share"]}
 
 
 def stack_latency_ms(client: OcrClient, samples: Sequence[Any],
@@ -133,7 +132,6 @@ def stack_throughput(stack: Stack, client: OcrClient, samples: Sequence[Sample],
     completion). The client polls one job at a time, every ``DRAIN_POLL_SECONDS``, without
     ``wait``. The CPU of the ocr process (tesseract included) and of the rest of the stack
     (its mail chain, broker, S3, PostgreSQL, gateway and the client) is counted per job."""
-    pid = int(stack.supervisorctl("pid", "ocr").strip())
     with ExitStack() as measuring:
         with program_stopped(stack, "trigger"), ThreadPoolExecutor(4) as pool:
             ids = list(pool.map(lambda i: client.upload(samples[i % len(samples)].data)
@@ -142,7 +140,6 @@ def stack_throughput(stack: Stack, client: OcrClient, samples: Sequence[Sample],
             # before supervisord reports it running.
             foreign = measuring.enter_context(foreign_load(os.cpu_count() or 1, INVOLVED))
             function_cpu = measuring.enter_context(cpu_used(lambda: function_pids("ocr")))
-            running = measuring.enter_context(children_running(pid, "tesseract"))
         deadline = time.monotonic() + 300
         for job_id in ids:
             while (client.get(job_id).json()["status"] not in ("done", "failed")
@@ -156,7 +153,7 @@ def stack_throughput(stack: Stack, client: OcrClient, samples: Sequence[Sample],
             "cpu_ms_per_job": function_cpu["seconds"] * 1000 / jobs,
             "rest_of_stack_cpu_ms_per_job":
                 (foreign["ours_seconds"] - function_cpu["seconds"]) * 1000 / jobs,
-            "tesseract_running": mean_while_busy(running), "other_cpu": foreign["share"]}
+            "other_cpu": foreign["share"]}
 
 
 def broker_bytes(client: OcrClient, tap: EventTap) -> list[dict[str, int]]:
@@ -244,8 +241,6 @@ def main(argv: list[str] | None = None) -> None:
         "cpu_ms_per_job": {"ocr_function": remote["cpu_ms_per_job"],
                            "in_process": local["cpu_ms_per_job"],
                            "rest_of_stack": remote["rest_of_stack_cpu_ms_per_job"]},
-        "tesseract_running": {"stack": remote["tesseract_running"],
-                              "in_process": local["tesseract_running"]},
         "other_cpu": {"stack": remote["other_cpu"], "in_process": local["other_cpu"]},
         "throughput_rounds": rounds,
         "broker_bytes": broker,
@@ -279,9 +274,6 @@ def print_table(r: dict[str, Any]) -> None:
          f"{r['cpu_ms_per_job']['ocr_function']:.0f} / {r['cpu_ms_per_job']['in_process']:.0f} ms "
          f"({r['cpu_ms_per_job']['ocr_function'] / r['cpu_ms_per_job']['in_process']:.2f}x); "
          f"{r['cpu_ms_per_job']['rest_of_stack']:.0f} ms"),
-        (f"  tesseract runs at once (workers {r['throughput_jobs_per_s']['workers']}, "
-         f"prefetch {r['throughput_jobs_per_s']['concurrency']}): stack / in-process",
-         f"{r['tesseract_running']['stack']:.2f} / {r['tesseract_running']['in_process']:.2f}"),
         ("  CPU used outside the stack meanwhile: stack / in-process phase",
          f"{r['other_cpu']['stack']:.0%} / {r['other_cpu']['in_process']:.0%}"),
     ]
