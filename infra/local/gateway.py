@@ -88,7 +88,7 @@ DEPENDENCY_NAMES = {"db": "postgresql", "bus": "rabbitmq", "store": "s3", "mail"
 HEALTH_TTL = 1.0
 # Connections the gateway holds open in all, and from one client address.
 CONNECTION_LIMIT = 4000
-CONNECTIONS_PER_CLIENT = 64
+CONNECTIONS_PER_CLIENT = 256
 INVOCATIONS = Counter("gateway_function_invocation", "Function invocations through the gateway",
                       ["function_name", "code"])
 SECONDS = Histogram("gateway_functions_seconds", "Time to the function's response headers",
