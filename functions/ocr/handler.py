@@ -190,7 +190,10 @@ def _read(job: Job, store: ObjectStore, ocr_service: OcrService,
     engine = ocr_service.engine_for(job.requested_engine, languages=languages,
                                     document=info.media_type == PDF or info.pages > 1)
     workers = ocr_service.engine_named(engine).workers
-    results, for_pdf, per_page = [], [], []
+    results: list[dict[str, Any]] = []
+    for_pdf: list[Any] = []
+    per_page: list[dict[str, Any]] = []
+    over_pdf = info.media_type == PDF
     decode_started = time.monotonic()
     decode_ms = 0.0
 
@@ -210,11 +213,13 @@ def _read(job: Job, store: ObjectStore, ocr_service: OcrService,
             decode_ms += _ms(decode_started)
             window.append(pool.submit(recognise_page, page))
             while len(window) >= workers:
-                _collect(window.popleft().result(), results, for_pdf, per_page)
+                _collect(window.popleft().result(), results, for_pdf, per_page,
+                         over_pdf=over_pdf)
             decode_started = time.monotonic()
         while window:
-            _collect(window.popleft().result(), results, for_pdf, per_page)
-    store.put(ocr.pdf_key(job.user_id, job.id), outputs.searchable_pdf(for_pdf), PDF)
+            _collect(window.popleft().result(), results, for_pdf, per_page, over_pdf=over_pdf)
+    store.put(ocr.pdf_key(job.user_id, job.id),
+              _searchable_pdf(blob, info.media_type, for_pdf, ocr_service), PDF)
     timings = {"fetch_ms": round((fetched - started) * 1000, 1), "decode_ms": round(decode_ms, 1),
                "engine_ms": round(sum(p["engine_ms"] for p in per_page), 1),
                "batch_wait_ms": round(sum(p["batch_wait_ms"] for p in per_page), 1),
@@ -224,13 +229,31 @@ def _read(job: Job, store: ObjectStore, ocr_service: OcrService,
 
 
 def _collect(done: tuple[PageImage, Outcome], results: list[dict[str, Any]],
-             for_pdf: list[outputs.PdfPage], per_page: list[dict[str, Any]]) -> None:
+             for_pdf: list[Any], per_page: list[dict[str, Any]], *, over_pdf: bool) -> None:
     page, outcome = done
     read = outcome.read
     results.append(ocr.PageResult(page.number, read.width, read.height, read.angle,
                                   read.recognition).to_json())
-    upright = page.image.rotate(read.angle, expand=True) if read.angle else page.image
-    for_pdf.append(outputs.pdf_page(upright, page.dpi,
-                                    [w.to_json() for w in read.recognition.words]))
+    words = [w.to_json() for w in read.recognition.words]
+    if over_pdf:  # the text goes over the PDF's own pages: no page image to keep
+        for_pdf.append(outputs.PageText(read.width, read.height, read.angle, words))
+    else:
+        upright = page.image.rotate(read.angle, expand=True) if read.angle else page.image
+        for_pdf.append(outputs.pdf_page(upright, page.dpi, words))
     per_page.append({"engine_ms": outcome.engine_ms, "batch_wait_ms": outcome.queued_ms,
                      "batch_size": outcome.batch_size, "steps": list(read.steps)})
+
+
+def _searchable_pdf(blob: bytes, media_type: str, for_pdf: list[Any],
+                    ocr_service: OcrService) -> bytes:
+    if media_type != PDF:
+        return outputs.searchable_pdf(for_pdf)
+    try:
+        return outputs.text_over_pdf(blob, for_pdf)
+    except Exception as exc:  # PDFium read what pypdf cannot: the pages as images, then
+        log.warning("the text could not be laid over the PDF (%s); page images instead", exc)
+        return outputs.searchable_pdf([
+            outputs.pdf_page(page.image.rotate(text.angle, expand=True) if text.angle
+                             else page.image, page.dpi, text.words)
+            for page, text in zip(pages(blob, ocr_service.config.limits), for_pdf,
+                                  strict=True)])

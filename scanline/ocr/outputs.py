@@ -1,10 +1,11 @@
 """A job's result as the files OCR users expect: hOCR and a searchable PDF.
 
 hOCR (the format tesseract, OCRopus and OCRmyPDF exchange) is made from the stored pages
-when it is asked for. The searchable PDF needs the page images, so the worker makes it
-while it still has them: each page is its image (JPEG) with the recognised words drawn
-over it in invisible text (render mode 3), each word placed on its box and stretched to its
-width, as tesseract's PDF renderer and OCRmyPDF do. The text uses Courier from the PDF
+when it is asked for. The searchable PDF of an uploaded PDF is that PDF with invisible text
+over its scanned pages (``text_over_pdf``). For an image the worker makes it while it still
+has the page images: each page is its image (JPEG) with the recognised words drawn over it
+in invisible text (render mode 3), each word placed on its box and stretched to its width,
+as tesseract's PDF renderer and OCRmyPDF do. The text uses Courier from the PDF
 standard fonts (every glyph 600/1000 em wide, so a word's width is exact without embedding
 a font) in WinAnsi encoding, which covers the Western European languages offered; a
 character outside it is written as "?" in the text layer only.
@@ -91,19 +92,81 @@ def _pdf_string(text: str) -> bytes:
 
 def _text_layer(page: PdfPage) -> bytes:
     scale = 72 / page.dpi
-    height = page.height * scale
+    return _text_ops(page.words, scale, scale, page.height * scale)
+
+
+def _text_ops(words: Sequence[dict[str, Any]], sx: float, sy: float, height: float,
+              font: bytes = b"/F1") -> bytes:
+    """Invisible text (render mode 3) for ``words`` (boxes in pixels, y down) in a frame of
+    ``height`` points (y up), ``sx``/``sy`` points per pixel."""
     ops = [b"BT", b"3 Tr"]
-    for word in page.words:
+    for word in words:
         text = word["text"]
         x0, y0, x1, y1 = _bbox(word["box"])
         if not text or x1 <= x0 or y1 <= y0:
             continue
-        size = (y1 - y0) * scale
-        stretch = 100 * (x1 - x0) * scale / (len(text) * _COURIER_ADVANCE * size)
-        ops.append(b"/F1 %.2f Tf %.2f Tz 1 0 0 1 %.2f %.2f Tm %s Tj" % (
-            size, stretch, x0 * scale, height - y1 * scale + 0.2 * size, _pdf_string(text)))
+        size = (y1 - y0) * sy
+        stretch = 100 * (x1 - x0) * sx / (len(text) * _COURIER_ADVANCE * size)
+        ops.append(font + b" %.2f Tf %.2f Tz 1 0 0 1 %.2f %.2f Tm %s Tj" % (
+            size, stretch, x0 * sx, height - y1 * sy + 0.2 * size, _pdf_string(text)))
     ops.append(b"ET")
     return b"\n".join(ops)
+
+
+@dataclass(frozen=True)
+class PageText:
+    """A page of a PDF as it was read: its size in pixels upright, the turn undone to read
+    it (``angle``, clockwise), and its words in those pixels."""
+
+    width: int
+    height: int
+    angle: int
+    words: list[dict[str, Any]]
+
+
+def _upright_to_page(angle: int, width: float, height: float) -> tuple[float, ...]:
+    """The matrix from the upright frame (points, y up) to the page as drawn, ``width`` x
+    ``height`` points: the page was turned counter-clockwise by ``angle`` to be read."""
+    return {0: (1, 0, 0, 1, 0, 0), 90: (0, -1, 1, 0, 0, height),
+            180: (-1, 0, 0, -1, width, height), 270: (0, 1, -1, 0, width, 0)}[angle % 360]
+
+
+def text_over_pdf(original: bytes, pages: Sequence[PageText]) -> bytes:
+    """The uploaded PDF itself with the invisible text over each page that has none, as
+    OCRmyPDF makes it (``--skip-text``): the pages keep their own content (vector text
+    stays text, images stay as they were encoded), only a text layer is merged over a
+    scanned page. A page's rotation is first moved into its content (PDFium rendered it
+    turned), so that the words' frame is the page's."""
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(original)))
+    for page, read in zip(writer.pages, pages, strict=True):
+        if page.extract_text().strip():
+            continue  # born-digital: already searchable, a second text would double it
+        page.transfer_rotation_to_content()
+        box = page.cropbox
+        width, height = float(box.width), float(box.height)
+        quarter = read.angle % 180 == 90
+        # Points per pixel of the page as PDFium drew it (the upright page turned back).
+        drawn_w, drawn_h = (read.height, read.width) if quarter else (read.width, read.height)
+        per_x, per_y = width / max(1, drawn_w), height / max(1, drawn_h)
+        sx, sy = (per_y, per_x) if quarter else (per_x, per_y)
+        matrix = (float(box.left), float(box.bottom)), _upright_to_page(read.angle, width, height)
+        content = (b"1 0 0 1 %.3f %.3f cm %s cm\n" % (
+            *matrix[0], b" ".join(b"%.4f" % v for v in matrix[1]))
+            + _text_ops(read.words, sx, sy, read.height * sy))
+        layer = pdf_file([
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Count 1 /Kids [3 0 R] >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %.3f %.3f] "
+            b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>" % (
+                float(page.mediabox.right), float(page.mediabox.top)),
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Courier /Encoding /WinAnsiEncoding >>",
+            b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content)], root=1)
+        page.merge_page(PdfReader(io.BytesIO(layer)).pages[0])
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
 
 
 def searchable_pdf(pages: Sequence[PdfPage]) -> bytes:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import re
+import subprocess
 import xml.etree.ElementTree as ET
 
 import pypdfium2 as pdfium
 from PIL import Image
 
-from scanline.ocr.outputs import hocr, pdf_page, searchable_pdf
+from bench.ocr_samples import text_pdf
+from scanline.ocr.outputs import PageText, hocr, pdf_page, searchable_pdf, text_over_pdf
 
 WORDS = [{"text": "Größe", "box": [[10, 10], [110, 10], [110, 40], [10, 40]], "confidence": 0.9},
          {"text": "(a)", "box": [[130, 10], [170, 10], [170, 40], [130, 40]], "confidence": None}]
@@ -42,3 +46,35 @@ def test_the_pdf_has_the_page_image_and_its_words_as_text() -> None:
     assert abs(left - 3.6) < 1 and abs(right - 39.6) < 2
     page = document[1].render(scale=1).to_pil()
     assert page.getextrema() == ((255, 255), (255, 255), (255, 255))  # the text is invisible
+
+
+def _words_with_boxes(pdf: bytes) -> list[tuple[str, float, float, float, float]]:
+    """``pdftotext -bbox``'s words: text and box in points from the page's top left."""
+    found = subprocess.run(["pdftotext", "-bbox", "-", "-"], input=pdf, capture_output=True,
+                           check=True).stdout.decode()
+    return [(m.group(5), *(float(m.group(i)) for i in range(1, 5))) for m in re.finditer(
+        r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)</word>',
+        found)]
+
+
+def test_a_scanned_pdf_keeps_its_pages_and_gains_the_text_on_its_words() -> None:
+    scan = Image.new("L", (1000, 500), 255)
+    scanned = io.BytesIO()
+    scan.save(scanned, "PDF", resolution=100)  # 720 x 360 points
+    word = {"text": "hello", "box": [[100, 100], [300, 100], [300, 150], [100, 150]]}
+    made = text_over_pdf(scanned.getvalue(), [PageText(1000, 500, 0, [word])])
+    [(text, x0, y0, x1, y1)] = _words_with_boxes(made)
+    assert text == "hello"
+    # y within a quarter of the word's height: where the glyphs sit in the font's em
+    assert abs(x0 - 72) < 2 and abs(x1 - 216) < 3 and abs(y0 - 72) < 9 and abs(y1 - 108) < 9
+    image = pdfium.PdfDocument(made)[0].get_objects()
+    assert any(o.type == pdfium.raw.FPDF_PAGEOBJ_IMAGE for o in image)  # the scan itself
+
+
+def test_a_born_digital_pdf_is_kept_and_its_text_not_doubled() -> None:
+    original = text_pdf(["Some words already there"])
+    read = PageText(2550, 3300, 0, [{"text": "Some", "box": [[300, 300], [400, 300],
+                                                            [400, 340], [300, 340]]}])
+    made = text_over_pdf(original, [read])
+    assert [w[0] for w in _words_with_boxes(made)] == ["Some", "words", "already", "there"]
+    assert b"/Helvetica" in made  # its own font, its own content
