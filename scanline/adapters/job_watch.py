@@ -6,7 +6,7 @@ either, the answer is 429 with ``Retry-After`` at once, so another user's reques
 health checks always find a free thread.
 
 The waiters themselves do not query. A job's end is notified by PostgreSQL in the
-transaction that ends it (``OcrJobsRepository.ENDED``); one thread per process listens, and
+transaction that ends it (``OcrJobs.ENDED``); one thread per process listens, and
 wakes those who wait for that job at once (polling every 50 ms, the end was seen 25 ms
 late on average: a third of the OCR path's overhead). Notifications are not a queue, so
 none is relied on alone: a new waiter looks at its job once after it is registered (an

@@ -151,10 +151,9 @@ def text_over_pdf(original: bytes, pages: Sequence[PageText]) -> bytes:
         drawn_w, drawn_h = (read.height, read.width) if quarter else (read.width, read.height)
         per_x, per_y = width / max(1, drawn_w), height / max(1, drawn_h)
         sx, sy = (per_y, per_x) if quarter else (per_x, per_y)
-        matrix = (float(box.left), float(box.bottom)), _upright_to_page(read.angle, width, height)
-        content = (b"1 0 0 1 %.3f %.3f cm %s cm\n" % (
-            *matrix[0], b" ".join(b"%.4f" % v for v in matrix[1]))
-            + _text_ops(read.words, sx, sy, read.height * sy))
+        turn = b" ".join(b"%.4f" % v for v in _upright_to_page(read.angle, width, height))
+        content = (b"1 0 0 1 %.3f %.3f cm %s cm\n" % (float(box.left), float(box.bottom), turn)
+                   + _text_ops(read.words, sx, sy, read.height * sy))
         layer = pdf_file([
             b"<< /Type /Catalog /Pages 2 0 R >>",
             b"<< /Type /Pages /Count 1 /Kids [3 0 R] >>",
