@@ -9,7 +9,9 @@ through the gateway like every OpenFaaS function), so calling it costs a caller 
 it could abuse.
 """
 
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
+from typing import TypeVar
 
 from scanline.adapters.store import ObjectStore
 from scanline.adapters.unit_of_work import UnitOfWork
@@ -24,6 +26,7 @@ from scanline.validation import strict_object
 # Expired jobs per transaction: two objects each, within one S3 DeleteObjects call (1,000).
 JOB_BATCH = 500
 MAX_JOB_BATCHES = 20
+T = TypeVar("T")
 
 REPORT = strict_object(
     {"status": {"enum": ["done", "skipped"]},
@@ -46,35 +49,30 @@ def prune(uow: UnitOfWork, store: ObjectStore, clock: Clock, job_policy: JobPoli
             now, replay_window=timedelta(seconds=settings.event_max_age),
             audit_retention=timedelta(days=settings.audit_retention_days))
         deleted["idempotency_keys"] = uow.idempotency.prune(now - job_policy.idempotency_window)
-    deleted["ocr_jobs"] = _expired_jobs(uow, store, now, job_policy)
-    deleted["abandoned_uploads"] = _abandoned_uploads(uow, store, now)
+    deleted["ocr_jobs"] = _with_their_objects(
+        uow, store, lambda u: u.jobs.expired(now, retention=job_policy.retention,
+                                             limit=JOB_BATCH),
+        ocr.stored_keys, lambda u, jobs: u.jobs.delete(job.id for job in jobs))
+    # Objects stored through the upload URL of a job deleted before the URL expired.
+    deleted["abandoned_uploads"] = _with_their_objects(
+        uow, store, lambda u: u.jobs.abandoned(now, limit=JOB_BATCH),
+        lambda key: (key,), lambda u, keys: u.jobs.forget(keys))
     return Response({"status": "done", "deleted": deleted})
 
 
-def _expired_jobs(uow: UnitOfWork, store: ObjectStore, now: datetime,
-                  policy: JobPolicy) -> int:
-    """Jobs past retention, a batch per transaction: the rows stay locked until their
-    objects are gone, so a failure leaves them for the next run, never orphans objects."""
+def _with_their_objects(uow: UnitOfWork, store: ObjectStore,
+                        pick: Callable[[UnitOfWork], Sequence[T]],
+                        keys: Callable[[T], Iterable[str]],
+                        drop: Callable[[UnitOfWork, Sequence[T]], int]) -> int:
+    """Rows that expired and their stored objects, a batch per transaction: the rows stay
+    locked until their objects are gone, so a failure leaves them for the next run, never
+    orphans objects."""
     total = 0
     for _ in range(MAX_JOB_BATCHES):
         with uow:
-            jobs = uow.jobs.expired(now, retention=policy.retention, limit=JOB_BATCH)
-            if not jobs:
+            batch = pick(uow)
+            if not batch:
                 break
-            store.delete(*(key for job in jobs for key in ocr.stored_keys(job)))
-            total += uow.jobs.delete(job.id for job in jobs)
-    return total
-
-
-def _abandoned_uploads(uow: UnitOfWork, store: ObjectStore, now: datetime) -> int:
-    """Objects stored through the upload URL of a job deleted before the URL expired."""
-    total = 0
-    for _ in range(MAX_JOB_BATCHES):
-        with uow:
-            keys = uow.jobs.abandoned(now, limit=JOB_BATCH)
-            if not keys:
-                break
-            store.delete(*keys)
-            uow.jobs.forget(keys)
-            total += len(keys)
+            store.delete(*(key for item in batch for key in keys(item)))
+            total += drop(uow, batch)
     return total

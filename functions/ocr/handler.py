@@ -238,8 +238,7 @@ def _collect(done: tuple[PageImage, Outcome], results: list[dict[str, Any]],
     if over_pdf:  # the text goes over the PDF's own pages: no page image to keep
         for_pdf.append(outputs.PageText(read.width, read.height, read.angle, words))
     else:
-        upright = page.image.rotate(read.angle, expand=True) if read.angle else page.image
-        for_pdf.append(outputs.pdf_page(upright, page.dpi, words))
+        for_pdf.append(_image_page(page, read.angle, words))
     per_page.append({"engine_ms": outcome.engine_ms, "batch_wait_ms": outcome.queued_ms,
                      "batch_size": outcome.batch_size, "steps": list(read.steps)})
 
@@ -253,7 +252,12 @@ def _searchable_pdf(blob: bytes, media_type: str, for_pdf: list[Any],
     except Exception as exc:  # PDFium read what pypdf cannot: the pages as images, then
         log.warning("the text could not be laid over the PDF (%s); page images instead", exc)
         return outputs.searchable_pdf([
-            outputs.pdf_page(page.image.rotate(text.angle, expand=True) if text.angle
-                             else page.image, page.dpi, text.words)
+            _image_page(page, text.angle, text.words)
             for page, text in zip(pages(blob, ocr_service.config.limits), for_pdf,
                                   strict=True)])
+
+
+def _image_page(page: PageImage, angle: int, words: list[dict[str, Any]]) -> outputs.PdfPage:
+    """A page of the image-based searchable PDF: the page turned as it was read."""
+    upright = page.image.rotate(angle, expand=True) if angle else page.image
+    return outputs.pdf_page(upright, page.dpi, words)

@@ -125,9 +125,9 @@ class OcrJobs:
             .limit(limit).with_for_update(skip_locked=True))
         return [r.key for r in rows]
 
-    def forget(self, keys: Iterable[str]) -> None:
-        self._conn.execute(abandoned_uploads.delete().where(
-            abandoned_uploads.c.key.in_(list(keys))))
+    def forget(self, keys: Iterable[str]) -> int:
+        return self._conn.execute(abandoned_uploads.delete().where(
+            abandoned_uploads.c.key.in_(list(keys)))).rowcount
 
     def expired(self, now: datetime, *, retention: timedelta, limit: int) -> list[Job]:
         """Jobs past their life: ended longer than ``retention`` ago, or still waiting
