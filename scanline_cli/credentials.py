@@ -16,6 +16,8 @@ from typing import Any
 
 import click
 
+from scanline_cli import files
+
 FILE_NAME = "credentials.json"
 
 
@@ -63,9 +65,4 @@ class Store:
 
     def _write(self, everything: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        temporary = self.path.with_suffix(".tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as out:
-            json.dump(everything, out, indent=2)
-        os.chmod(temporary, 0o600)  # an older file of that name may have had another mode
-        os.replace(temporary, self.path)
+        files.replace(self.path, json.dumps(everything, indent=2).encode(), mode=0o600)

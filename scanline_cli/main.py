@@ -24,6 +24,7 @@ import click
 from scanline_cli import uploads
 from scanline_cli.api import EXIT_JOB_FAILED, EXIT_UNAVAILABLE, Api, ApiError, document
 from scanline_cli.credentials import Session, Store
+from scanline_cli.files import replace as replace_file
 
 DEFAULT_GATEWAY = "http://127.0.0.1:8080"
 FINISHED = ("done", "failed")
@@ -252,11 +253,7 @@ def _write(context: Context, name: str, job: dict[str, Any], output: str,
         sys.stdout.flush()
         return
     target.parent.mkdir(parents=True, exist_ok=True)
-    # Written beside it, then renamed over it: a file that was there is replaced, never
-    # written through (another name linked to it keeps its bytes), nor left half-written.
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    partial.write_bytes(content)
-    os.replace(partial, target)
+    replace_file(target, content)
     click.echo(f"{name}: {output} written to {target}", err=True)
 
 
