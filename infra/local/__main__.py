@@ -23,7 +23,7 @@ import requests
 from infra.local import build, paths, services, supervisor
 from infra.local.environment import function_environment
 from infra.local.pod import pods_possible, watchdog_binary
-from infra.local.secretgen import ensure_secrets, read_secret
+from infra.local.secretgen import ensure_secrets, gateway_admin
 from infra.local.stackfile import load
 
 GATEWAY_URL = f"http://{paths.HOST}:{paths.GATEWAY_PORT}"
@@ -108,17 +108,12 @@ def cmd_run() -> int:
     return 0  # not reached
 
 
-def _admin() -> tuple[str, str]:
-    """The gateway administrator: ``/healthz`` names what is down only to them."""
-    return paths.GATEWAY_ADMIN, read_secret(paths.GATEWAY_PASSWORD_SECRET)
-
-
 def wait_healthy(timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
         try:
-            response = requests.get(f"{GATEWAY_URL}/healthz", auth=_admin(), timeout=10)
+            response = requests.get(f"{GATEWAY_URL}/healthz", auth=gateway_admin(), timeout=10)
             if response.status_code == 200:
                 return True
             last = response.text
@@ -167,7 +162,7 @@ def cmd_status() -> int:
         return 3
     print(supervisorctl("status").stdout, end="")
     try:
-        print(json.dumps(requests.get(f"{GATEWAY_URL}/healthz", auth=_admin(), timeout=10)
+        print(json.dumps(requests.get(f"{GATEWAY_URL}/healthz", auth=gateway_admin(), timeout=10)
                          .json(), indent=2))
     except (requests.RequestException, ValueError) as exc:
         _log(f"gateway: {exc!r}")

@@ -57,7 +57,7 @@ from waitress.task import ErrorTask
 from infra.connector.amqp import publisher
 from infra.connector.trigger import declare_topology
 from infra.local import paths
-from infra.local.secretgen import read_secret
+from infra.local.secretgen import gateway_admin
 from infra.local.stackfile import Function, Stack, load
 from scanline.adapters.topology import queue_name
 from scanline.domain import callbacks
@@ -233,7 +233,7 @@ class Gateway:
         self.session.mount("http://", adapter)
         self.publisher = publisher(declare_async_queue)
         self.checks = ThreadPoolExecutor(max_workers=8, thread_name_prefix="healthz")
-        self.admin = f"{paths.GATEWAY_ADMIN}:{read_secret(paths.GATEWAY_PASSWORD_SECRET)}".encode()
+        self.admin = ":".join(gateway_admin()).encode()
         self._health_lock = threading.Lock()
         self._health: tuple[float, dict[str, Any] | None] = (0.0, None)
 

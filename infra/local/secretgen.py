@@ -206,6 +206,12 @@ def read_secret(name: str, directory: Path = paths.SECRETS_DIR) -> str:
     return (directory / name).read_text().strip()
 
 
+def gateway_admin(directory: Path = paths.SECRETS_DIR) -> tuple[str, str]:
+    """The local gateway's administrator, as basic auth takes them: ``/system/*`` and what
+    ``/healthz`` finds down are theirs (faas-cli logs in with them)."""
+    return paths.GATEWAY_ADMIN, read_secret(paths.GATEWAY_PASSWORD_SECRET, directory)
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m infra.local.secretgen rotate-event-key FUNCTION | retire-event-keys |
     rotate-seal-key | retire-seal-keys | compose`` (``SECRETS_DIR`` picks the folder; then

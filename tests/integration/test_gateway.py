@@ -18,10 +18,9 @@ from prometheus_client import make_wsgi_app
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.test import Client
 
-from infra.local import paths
 from infra.local.gateway import Gateway
 from infra.local.pytest_stack import local_stack  # noqa: F401 (fixture)
-from infra.local.secretgen import read_secret
+from infra.local.secretgen import gateway_admin
 from infra.local.stackfile import Function, Stack
 
 
@@ -30,7 +29,7 @@ def _client(stack: Stack) -> Client:
 
 
 def _admin() -> dict[str, str]:
-    pair = f"{paths.GATEWAY_ADMIN}:{read_secret(paths.GATEWAY_PASSWORD_SECRET)}"
+    pair = ":".join(gateway_admin())
     return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
 
 

@@ -25,7 +25,7 @@ from infra.local import paths
 from infra.local.build import build_context
 from infra.local.gateway import CONNECTIONS_PER_CLIENT
 from infra.local.pytest_stack import GATEWAY, local_stack  # noqa: F401 (fixture)
-from infra.local.secretgen import read_secret
+from infra.local.secretgen import gateway_admin
 from infra.local.stackfile import Stack, envsubst, load
 from scanline.adapters.topology import (
     DEAD_LETTER_EXCHANGE,
@@ -154,24 +154,20 @@ def test_healthz_lists_every_function_and_dependency(local_stack: Stack) -> None
     # A stranger learns whether the stack is up, not which part of it is down.
     verdict = requests.get(f"{GATEWAY}/healthz", timeout=10)
     assert verdict.json() == {"status": "ok" if verdict.status_code == 200 else "degraded"}
-    document = requests.get(f"{GATEWAY}/healthz", auth=_admin(), timeout=10).json()
+    document = requests.get(f"{GATEWAY}/healthz", auth=gateway_admin(), timeout=10).json()
     assert set(document["functions"]) == set(local_stack.functions)
     # What the functions' own readiness checks report (db, bus, store, mail, event keys).
     assert set(document["dependencies"]) == {"postgresql", "rabbitmq", "s3", "smtp", "secrets"}
     assert document["status"] in {"ok", "degraded"}
-    listed = requests.get(f"{GATEWAY}/system/functions", auth=_admin(), timeout=10).json()
+    listed = requests.get(f"{GATEWAY}/system/functions", auth=gateway_admin(), timeout=10).json()
     assert {f["name"] for f in listed} == set(local_stack.functions)
-
-
-def _admin() -> tuple[str, str]:
-    return paths.GATEWAY_ADMIN, read_secret(paths.GATEWAY_PASSWORD_SECRET)
 
 
 def test_system_routes_ask_for_the_administrator(local_stack: Stack,  # noqa: F811
                                                  tmp_path: Path) -> None:
     """As OpenFaaS's gateway: nothing under /system/ answers a stranger, whatever the
     method or path, and the real faas-cli logs in and lists with the admin's password."""
-    user, password = _admin()
+    user, password = gateway_admin()
     strangers = [
         requests.get(f"{GATEWAY}/system/functions", timeout=5),
         requests.get(f"{GATEWAY}/system/functions", auth=(user, password + "x"), timeout=5),

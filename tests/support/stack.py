@@ -36,9 +36,9 @@ class Stack:
     def admin(self) -> tuple[str, str]:
         """The gateway administrator's basic auth: ``/system/*``, and which function or
         dependency ``/healthz`` finds down (a stranger gets the verdict alone)."""
-        from infra.local import paths
+        from infra.local.secretgen import gateway_admin
 
-        return paths.GATEWAY_ADMIN, self.secret(paths.GATEWAY_PASSWORD_SECRET)
+        return gateway_admin(self.secrets_dir)
 
     def health(self) -> dict[str, Any]:
         """The gateway's full health report."""
