@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from infra.local import paths
 from infra.local.stackfile import Function, Stack, load
-from scanline.ocr.engines import KerasOcrEngine
 
 KERAS_MODEL_DIR = paths.LOCAL / "models" / "keras-ocr"
 
 
 def local_overrides() -> dict[str, str]:
+    # Here, not at import: what imports this module (the gateway, the pods) needs no Pillow.
+    from scanline.ocr.engines import KerasOcrEngine
+
     return {
         "DATABASE_URL": (f"postgresql+pg8000://{paths.DB_USER}@{paths.HOST}:"
                          f"{paths.POSTGRES_PORT}/{paths.DB_NAME}"),
