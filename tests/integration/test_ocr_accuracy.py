@@ -44,10 +44,16 @@ def test_degraded_scans_reach_097_word_recall() -> None:
 def test_each_real_scan_reads_at_least_as_well_as_stock_tesseract(sample: Sample) -> None:
     ours = recall(sample)
     assert ours >= word_recall(sample.truth, stock_text(sample.data, languages_of(sample)))
-    if sample.name == "eurotext":
-        # With its six languages; figures are to three places, as the scans' README gives
-        # them (64 of its 66 words: 0.970).
-        assert round(ours, 3) >= 0.970
+    if sample.name == "eurotext":  # with its six languages: 65 of its 66 words
+        assert ours >= 0.97
+
+
+def test_a_word_read_with_a_mark_no_orthography_writes_is_read_again() -> None:
+    """Eurotext's German „schnelle” is read ``,schnelle”`` by the first models, with a
+    confidence that does not flag it; the comma glued to a letter does."""
+    sample = next(s for s in scans() if s.name == "eurotext")
+    words = [w.text for w in read(sample).recognition.words]
+    assert "„schnelle”" in words and not any(w.startswith(",") for w in words)
 
 
 def test_a_german_page_needs_its_language() -> None:

@@ -119,5 +119,7 @@ def test_one_language_is_read_fast_model_first_and_several_standard_first(
     first, second = found.passes("eng+deu")
     assert (size(first, "eng"), size(first, "deu"), size(second, "deu")) == (20, 15, 2)
     assert found.passes("fra") == (found.fast_first, None)
-    assert found.passes("eng+fra") == (found.standard_first, None)
+    first, second = found.passes("eng+fra")
+    assert (size(first, "eng"), size(second, "eng"), size(second, "fra")) == (20, 4, 1)
+    assert second == found.fast_first
     assert found.orientation
