@@ -80,6 +80,13 @@ def _ended(uow: UnitOfWork, job: Job, completed: OcrCompleted) -> None:
         uow.callbacks.add(job.id, job.callback_url, event.to_structured().decode())
 
 
+def _wake_for(job: Job, callback_sender: CallbackSender) -> None:
+    """After a job ended: its callback is delivered now, not at the sender's next round.
+    A job without one wakes nobody (each wake is a query for due callbacks)."""
+    if job.callback_url:
+        callback_sender.wake()
+
+
 def _fail(uow: UnitOfWork, job: Job, token: str, error: ScanlineError) -> None:
     with uow:
         if uow.jobs.fail(job.id, token, error.detail):
@@ -139,7 +146,7 @@ def recognise(event: OcrRequested, uow: UnitOfWork, store: ObjectStore,
     if job.attempts > config.max_attempts:
         error = InvalidInput(f"gave up after {job.attempts - 1} attempts that did not finish")
         _fail(uow, job, token, error)
-        callback_sender.wake()
+        _wake_for(job, callback_sender)
         raise error
     started = time.monotonic()
     with lease.kept(uow, job.id, token, clock, config.lease):
@@ -153,14 +160,14 @@ def recognise(event: OcrRequested, uow: UnitOfWork, store: ObjectStore,
             # Object gone (404) or changed since submit (409), not a document (415), a
             # bomb (413), encrypted, too slow, a language/engine this deployment lacks (422).
             _fail(uow, job, token, exc)
-            callback_sender.wake()
+            _wake_for(job, callback_sender)
             raise
         except Exception:  # a fault of ours: retried, and counted, until it gives up
             _release(uow, job.id, token)
             raise
     result["timings"]["total_ms"] = _ms(started)
     finished = _finish(uow, job, token, result, settings)
-    callback_sender.wake()
+    _wake_for(job, callback_sender)
     if finished and config.delete_after_success:
         store.delete(job.object_key)
     if not finished:
