@@ -27,6 +27,7 @@ from typing import Any
 from werkzeug.datastructures import FileStorage
 
 from scanline.adapters.job_watch import JobWatch
+from scanline.adapters.ocr_lifecycle_repository import Callback
 from scanline.adapters.store import ObjectStore
 from scanline.adapters.unit_of_work import UnitOfWork
 from scanline.auth import Claims
@@ -237,16 +238,21 @@ def submit(caller: Claims, job_id: uuid.UUID, uow: UnitOfWork, store: ObjectStor
              query={"wait": WAIT}, responses={200: ocr.JOB})
 def get_job(caller: Claims, job_id: uuid.UUID, query: dict[str, Any], uow: UnitOfWork,
             job_watch: JobWatch, job_policy: JobPolicy, settings: Settings) -> Response:
-    job = _owned(uow, caller.subject, str(job_id))
+    job, callback = _owned_with_callback(uow, caller.subject, str(job_id))
     wait = min(query.get("wait", 0), job_policy.max_wait_seconds)
     if wait and job.status not in ocr.FINISHED:
         with job_watch.admitted(caller.subject):
             job_watch.wait(job.id, wait)
-        job = _owned(uow, caller.subject, job.id)
-    with uow:
-        callback = uow.callbacks.get(job.id)
+        job, callback = _owned_with_callback(uow, caller.subject, job.id)
     return Response(ocr.job_view(job, _status_url(settings, job.id), job_policy.retention,
                                  callback.view() if callback else None))
+
+
+def _owned_with_callback(uow: UnitOfWork, user_id: str,
+                         job_id: str) -> tuple[Job, Callback | None]:
+    with uow:
+        job = _owned(uow, user_id, job_id)
+        return job, uow.callbacks.get(job.id)
 
 
 @routes.http("/<uuid:job_id>", "DELETE", auth=True,
