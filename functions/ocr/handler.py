@@ -201,6 +201,8 @@ def _read(job: Job, store: ObjectStore, ocr_service: OcrService,
     for_pdf: list[Any] = []
     per_page: list[dict[str, Any]] = []
     over_pdf = info.media_type == PDF
+    # An image's own data goes into the searchable PDF, where it is the page as read.
+    original = blob if info.media_type != PDF and info.pages == 1 else None
     decode_started = time.monotonic()
     decode_ms = 0.0
 
@@ -221,10 +223,11 @@ def _read(job: Job, store: ObjectStore, ocr_service: OcrService,
             window.append(pool.submit(recognise_page, page))
             while len(window) >= workers:
                 _collect(window.popleft().result(), results, for_pdf, per_page,
-                         over_pdf=over_pdf)
+                         over_pdf=over_pdf, original=original)
             decode_started = time.monotonic()
         while window:
-            _collect(window.popleft().result(), results, for_pdf, per_page, over_pdf=over_pdf)
+            _collect(window.popleft().result(), results, for_pdf, per_page, over_pdf=over_pdf,
+                     original=original)
     store.put(ocr.pdf_key(job.user_id, job.id),
               _searchable_pdf(blob, info.media_type, for_pdf, ocr_service), PDF)
     timings = {"fetch_ms": round((fetched - started) * 1000, 1), "decode_ms": round(decode_ms, 1),
@@ -236,7 +239,8 @@ def _read(job: Job, store: ObjectStore, ocr_service: OcrService,
 
 
 def _collect(done: tuple[PageImage, Outcome], results: list[dict[str, Any]],
-             for_pdf: list[Any], per_page: list[dict[str, Any]], *, over_pdf: bool) -> None:
+             for_pdf: list[Any], per_page: list[dict[str, Any]], *, over_pdf: bool,
+             original: bytes | None) -> None:
     page, outcome = done
     read = outcome.read
     results.append(ocr.PageResult(page.number, read.width, read.height, read.angle,
@@ -245,7 +249,7 @@ def _collect(done: tuple[PageImage, Outcome], results: list[dict[str, Any]],
     if over_pdf:  # the text goes over the PDF's own pages: no page image to keep
         for_pdf.append(outputs.PageText(read.width, read.height, read.angle, words))
     else:
-        for_pdf.append(_image_page(page, read.angle, words))
+        for_pdf.append(_image_page(page, read.angle, words, original))
     per_page.append({"engine_ms": outcome.engine_ms, "batch_wait_ms": outcome.queued_ms,
                      "batch_size": outcome.batch_size, "steps": list(read.steps)})
 
@@ -264,7 +268,10 @@ def _searchable_pdf(blob: bytes, media_type: str, for_pdf: list[Any],
                                   strict=True)])
 
 
-def _image_page(page: PageImage, angle: int, words: list[dict[str, Any]]) -> outputs.PdfPage:
-    """A page of the image-based searchable PDF: the page turned as it was read."""
-    upright = page.image.rotate(angle, expand=True) if angle else page.image
-    return outputs.pdf_page(upright, page.dpi, words)
+def _image_page(page: PageImage, angle: int, words: list[dict[str, Any]],
+                original: bytes | None = None) -> outputs.PdfPage:
+    """A page of the image-based searchable PDF: the page turned as it was read (the
+    ``original`` upload's image data is embedded only if it was read as it is)."""
+    if angle:
+        return outputs.pdf_page(page.image.rotate(angle, expand=True), page.dpi, words)
+    return outputs.pdf_page(page.image, page.dpi, words, original)

@@ -3,9 +3,12 @@
 hOCR (the format tesseract, OCRopus and OCRmyPDF exchange) is made from the stored pages
 when it is asked for. The searchable PDF of an uploaded PDF is that PDF with invisible text
 over its scanned pages (``text_over_pdf``). For an image the worker makes it while it still
-has the page images: each page is its image (JPEG) with the recognised words drawn over it
-in invisible text (render mode 3), each word placed on its box and stretched to its width,
-as tesseract's PDF renderer and OCRmyPDF do. The text uses Courier from the PDF
+has the page images: each page is its image with the recognised words drawn over it in
+invisible text (render mode 3), each word placed on its box and stretched to its width,
+as tesseract's PDF renderer and OCRmyPDF do. The image loses nothing, as with OCRmyPDF's
+default: an uploaded JPEG or PNG is embedded as it came (its image data, not decoded and
+encoded again), any other page losslessly (PNG's filtered Deflate, which a PDF reads as it
+is: bilevel scans at one bit per pixel). The text uses Courier from the PDF
 standard fonts (every glyph 600/1000 em wide, so a word's width is exact without embedding
 a font) in WinAnsi encoding, which covers the Western European languages offered; a
 character outside it is written as "?" in the text layer only.
@@ -14,6 +17,7 @@ character outside it is written as "?" in the text layer only.
 from __future__ import annotations
 
 import io
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
@@ -21,8 +25,11 @@ from typing import Any
 
 from PIL import Image
 
-JPEG_QUALITY = 75
 _COURIER_ADVANCE = 0.6  # em
+# Pillow's modes a page image is in (scanline.ocr.documents), as PDF colours and bits.
+_PDF_COLOURS = {"1": (b"/DeviceGray", 1, 1), "L": (b"/DeviceGray", 1, 8),
+                "RGB": (b"/DeviceRGB", 3, 8)}
+_EXIF_ORIENTATION = 0x0112
 
 
 def _bbox(box: Sequence[Sequence[int]]) -> tuple[int, int, int, int]:
@@ -69,20 +76,62 @@ def hocr(pages: Sequence[dict[str, Any]], languages: str = "eng") -> str:
 
 @dataclass(frozen=True)
 class PdfPage:
-    jpeg: bytes
+    image: bytes  # the image XObject's stream
+    image_entries: bytes  # and its dictionary's entries but the length
     width: int  # pixels
     height: int
     dpi: float
-    grey: bool
     words: list[dict[str, Any]]  # {"text", "box"} in this page's pixels
 
 
-def pdf_page(image: Image.Image, dpi: float | None, words: list[dict[str, Any]]) -> PdfPage:
-    """What the PDF needs of one page, made while the worker has its image."""
-    grey = image.mode in ("1", "L")
+def pdf_page(image: Image.Image, dpi: float | None, words: list[dict[str, Any]],
+             original: bytes | None = None) -> PdfPage:
+    """What the PDF needs of one page, made while the worker has its image; ``original``:
+    the uploaded file the page was decoded from, whose image data is embedded as it is
+    when the page is exactly its image (a JPEG or PNG, upright as stored, opaque)."""
+    stored = _as_stored(original, image) if original is not None else None
+    if stored is not None:
+        return PdfPage(*stored, image.width, image.height, dpi or 300, words)
+    if image.mode not in _PDF_COLOURS:
+        image = image.convert("RGB")
     out = io.BytesIO()
-    image.convert("L" if grey else "RGB").save(out, "JPEG", quality=JPEG_QUALITY)
-    return PdfPage(out.getvalue(), image.width, image.height, dpi or 300, grey, words)
+    image.save(out, "PNG", compress_level=1)  # 2x faster than 6, a third larger
+    return PdfPage(_png_data(out.getvalue()), _flate_entries(image), image.width,
+                   image.height, dpi or 300, words)
+
+
+def _as_stored(original: bytes, image: Image.Image) -> tuple[bytes, bytes] | None:
+    """The image XObject's stream and entries straight from the uploaded file."""
+    with Image.open(io.BytesIO(original)) as stored:
+        if (stored.size != image.size or stored.mode != image.mode
+                or image.mode not in _PDF_COLOURS or "transparency" in stored.info
+                or stored.getexif().get(_EXIF_ORIENTATION, 1) != 1):
+            return None
+        if stored.format == "JPEG" and image.mode != "1":
+            colours = _PDF_COLOURS[image.mode][0]
+            return original, b"/ColorSpace %s /BitsPerComponent 8 /Filter /DCTDecode" % colours
+        if stored.format == "PNG" and not stored.info.get("interlace"):
+            return _png_data(original), _flate_entries(image)
+    return None
+
+
+def _flate_entries(image: Image.Image) -> bytes:
+    colours, components, bits = _PDF_COLOURS[image.mode]
+    return (b"/ColorSpace %s /BitsPerComponent %d /Filter /FlateDecode /DecodeParms "
+            b"<< /Predictor 15 /Colors %d /BitsPerComponent %d /Columns %d >>"
+            % (colours, bits, components, bits, image.width))
+
+
+def _png_data(png: bytes) -> bytes:
+    """A PNG's data stream (its IDAT chunks joined): rows filtered by PNG's predictors,
+    then Deflate, which a PDF's FlateDecode with ``/Predictor 15`` reads as it is."""
+    at, data = 8, []
+    while at + 8 <= len(png):
+        length, kind = struct.unpack(">I4s", png[at:at + 8])
+        if kind == b"IDAT":
+            data.append(png[at + 8:at + 8 + length])
+        at += 12 + length
+    return b"".join(data)
 
 
 def _pdf_string(text: str) -> bytes:
@@ -183,11 +232,10 @@ def searchable_pdf(pages: Sequence[PdfPage]) -> bytes:
     tree = add(b"")
     for n, page in enumerate(pages, 1):
         width, height = page.width * 72 / page.dpi, page.height * 72 / page.dpi
-        image = add(b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace %s "
-                    b"/BitsPerComponent 8 /Filter /DCTDecode /Length %d >>\nstream\n%s\n"
-                    b"endstream" % (page.width, page.height,
-                                    b"/DeviceGray" if page.grey else b"/DeviceRGB",
-                                    len(page.jpeg), page.jpeg))
+        image = add(b"<< /Type /XObject /Subtype /Image /Width %d /Height %d %s /Length %d "
+                    b">>\nstream\n%s\nendstream" % (page.width, page.height,
+                                                     page.image_entries, len(page.image),
+                                                     page.image))
         content = b"q %.2f 0 0 %.2f 0 0 cm /Im%d Do Q\n%s" % (width, height, n,
                                                                _text_layer(page))
         stream = add(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content))

@@ -123,3 +123,22 @@ def test_outputs_for_the_owner_and_404_for_anyone_else(carol: OcrClient,
     assert word_recall(TWO[0].truth + "\n" + TWO[1].truth, found) == 1.0
     for output in ("text", "hocr", "pdf"):
         assert requests.get(f"{base}/{output}", headers=dave.auth, timeout=30).status_code == 404
+
+
+@pytest.mark.parametrize("kind", ["PNG", "JPEG"])
+def test_the_searchable_pdf_of_an_image_holds_the_image_as_it_was_uploaded(
+        carol: OcrClient, kind: str) -> None:
+    """As OCRmyPDF: the page image is not encoded again (a PNG would come back lossy, a
+    JPEG twice lossy)."""
+    upload = io.BytesIO()
+    Image.open(io.BytesIO(TWO[0].data)).convert("RGB").save(upload, kind)
+    job = read(carol, upload.getvalue())
+    pdf = requests.get(f"{carol.url}/{job['job_id']}/pdf", headers=carol.auth, timeout=30)
+    with pikepdf.open(io.BytesIO(pdf.content)) as document:
+        (image,) = document.pages[0].images.values()
+        if kind == "JPEG":
+            assert image.read_raw_bytes() == upload.getvalue()
+        else:
+            embedded = pikepdf.PdfImage(image).as_pil_image()
+            assert embedded.tobytes() == Image.open(upload).convert("RGB").tobytes()
+

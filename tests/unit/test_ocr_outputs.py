@@ -5,12 +5,17 @@ from __future__ import annotations
 import io
 import re
 import subprocess
+import tempfile
 import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
 
 import pypdfium2 as pdfium
+import pytest
 from PIL import Image
 
 from bench.ocr_samples import text_pdf
+from scanline.ocr import outputs
 from scanline.ocr.outputs import PageText, hocr, pdf_page, searchable_pdf, text_over_pdf
 
 WORDS = [{"text": "Größe", "box": [[10, 10], [110, 10], [110, 40], [10, 40]], "confidence": 0.9},
@@ -78,3 +83,58 @@ def test_a_born_digital_pdf_is_kept_and_its_text_not_doubled() -> None:
     made = text_over_pdf(original, [read])
     assert [w[0] for w in _words_with_boxes(made)] == ["Some", "words", "already", "there"]
     assert b"/Helvetica" in made  # its own font, its own content
+
+
+def _embedded_images(pdf: bytes) -> list[Image.Image]:
+    """The PDF's images as poppler's ``pdfimages`` decodes them (pypdf misreads filtered
+    one-bit images)."""
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder, "in.pdf").write_bytes(pdf)
+        subprocess.run(["pdfimages", "-png", "in.pdf", "image"], cwd=folder, check=True)
+        found = []
+        for path in sorted(Path(folder).glob("image-*.png")):
+            with Image.open(path) as image:
+                found.append(image.copy())
+        return found
+
+
+def _scan(mode: str) -> Image.Image:
+    """A page with ink of every shade its mode has: a lossy encoding would change it."""
+    image = Image.effect_noise((96, 64), 80).convert(mode if mode != "1" else "L")
+    return image.convert("1") if mode == "1" else image
+
+
+def test_a_page_image_is_embedded_without_loss_bilevel_at_one_bit() -> None:
+    pages = [_scan("1"), _scan("L"), Image.merge("RGB", [_scan("L"), _scan("L").rotate(90),
+                                                         _scan("L").transpose(0)])]
+    data = searchable_pdf([pdf_page(page, 300, WORDS) for page in pages])
+    embedded = _embedded_images(data)
+    for original, found in zip(pages, embedded, strict=True):
+        assert found.mode == original.mode and found.tobytes() == original.tobytes()
+    assert b"/BitsPerComponent 1" in data and b"DCTDecode" not in data
+
+
+def _encoded(image: Image.Image, kind: str, **options: Any) -> tuple[bytes, Image.Image]:
+    out = io.BytesIO()
+    image.save(out, kind, **options)
+    decoded = Image.open(io.BytesIO(out.getvalue()))
+    decoded.load()
+    return out.getvalue(), decoded
+
+
+@pytest.mark.parametrize("kind", ["JPEG", "PNG"])
+def test_an_uploaded_jpeg_or_png_is_embedded_as_it_came_unless_it_was_turned(
+        kind: str) -> None:
+    upload, decoded = _encoded(Image.merge("RGB", [_scan("L")] * 3), kind)
+    as_it_came = searchable_pdf([pdf_page(decoded, 300, WORDS, upload)])
+    stream = upload if kind == "JPEG" else outputs._png_data(upload)
+    assert stream in as_it_came
+    assert _embedded_images(as_it_came)[0].tobytes() == decoded.tobytes()
+    # Turned by its EXIF orientation when decoded: the stored data is not that page.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    turned, _ = _encoded(Image.merge("RGB", [_scan("L")] * 3), kind, exif=exif.tobytes())
+    upright = decoded.rotate(270, expand=True)
+    data = searchable_pdf([pdf_page(upright, 300, WORDS, turned)])
+    assert (turned if kind == "JPEG" else outputs._png_data(turned)) not in data
+    assert _embedded_images(data)[0].tobytes() == upright.tobytes()
