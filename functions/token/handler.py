@@ -78,7 +78,9 @@ REVOCATION = {
                      "refresh_token": REFRESH_TOKEN,
                      "token_type_hint": {"type": "string", "maxLength": 64}, **CLIENT},
                     required=[]),
-    "anyOf": [{"required": ["token"]}, {"required": ["refresh_token"]}],
+    # Said as "'token' is a required property" (anyOf said "{} is not valid under any of
+    # the given schemas").
+    "if": {"required": ["refresh_token"]}, "else": {"required": ["token"]},
 }
 TOKENS = strict_object(
     {"access_token": {"type": "string", "minLength": 1},
@@ -149,7 +151,7 @@ def _tokens(token_signer: TokenSigner, user_id: uuid.UUID, session_id: uuid.UUID
 def _check_password(uow: UnitOfWork, passwords: PasswordHasher, email: str, password: str,
                     request: Call, clock: Clock) -> Any:
     """The account ``email`` if ``password`` is its password, else ``invalid_grant`` —
-    within the per-client and per-pair throttles, reserved before the hash."""
+    within the per-client and per-pair throttles, both counted before the hash."""
     password = password_policy.normalise(password)
     try:
         password_policy.check_length(password)  # before any hashing
@@ -162,9 +164,15 @@ def _check_password(uow: UnitOfWork, passwords: PasswordHasher, email: str, pass
     with uow:
         retry_after = uow.limits.hit(LOGIN_FAILURES_PER_CLIENT, per_client, now)
     with uow:
-        pair_wait = LOGIN_FAILURES_PER_PAIR.wait(
-            uow.limits.throttle_peek(LOGIN_FAILURES_PER_PAIR, per_pair, now), now)
-        if retry_after is None and pair_wait is not None:
+        # Counter before compare: the attempt is counted as failed before its hash, with
+        # the pair's row locked, so parallel attempts of one pair are judged one after
+        # the other and no more than ``free`` of them are evaluated without a wait.
+        pair = uow.limits.throttle_state(LOGIN_FAILURES_PER_PAIR, per_pair, now)
+        pair_wait = LOGIN_FAILURES_PER_PAIR.wait(pair, now)
+        if retry_after is None and pair_wait is None:
+            uow.limits.save_throttle(LOGIN_FAILURES_PER_PAIR, per_pair,
+                                     LOGIN_FAILURES_PER_PAIR.failed(pair, now), now)
+        elif retry_after is None:
             uow.limits.refund(LOGIN_FAILURES_PER_CLIENT, per_client)  # not evaluated
         user = uow.users.by_email(email)
         if retry_after is not None or pair_wait is not None:
@@ -183,9 +191,6 @@ def _check_password(uow: UnitOfWork, passwords: PasswordHasher, email: str, pass
             uow.limits.clear(LOGIN_FAILURES_PER_PAIR, per_pair)
         return user
     with uow:
-        state = uow.limits.throttle_state(LOGIN_FAILURES_PER_PAIR, per_pair, now)
-        uow.limits.save_throttle(LOGIN_FAILURES_PER_PAIR, per_pair,
-                                 LOGIN_FAILURES_PER_PAIR.failed(state, now), now)
         uow.audit.record(audit.LOGIN_FAILED, audit.REFUSED, at=now,
                          account=str(user.id) if user else None, client=client,
                          user_agent=_agent(request))

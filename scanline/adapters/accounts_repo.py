@@ -215,17 +215,6 @@ class RateLimits:
         self._conn.execute(rate_limits.delete().where(rate_limits.c.scope == limit.scope,
                                                       rate_limits.c.key == key))
 
-    def throttle_peek(self, throttle: Throttle, key: str, now: datetime) -> ThrottleState:
-        """The state of ``key`` as it is, without locking it: enough to decide whether an
-        attempt must wait (the failure that follows updates it under ``throttle_state``)."""
-        row = self._conn.execute(
-            sa.select(rate_limits.c.hits, rate_limits.c.window_start,
-                      rate_limits.c.blocked_until)
-            .where(rate_limits.c.scope == throttle.scope, rate_limits.c.key == key)).first()
-        if row is None or row.window_start <= now - throttle.memory:
-            return ThrottleState()
-        return ThrottleState(row.hits, row.blocked_until)
-
     def throttle_state(self, throttle: Throttle, key: str, now: datetime) -> ThrottleState:
         """The state of ``key``, row-locked until the transaction ends: concurrent attempts
         of one pair are judged one after the other."""

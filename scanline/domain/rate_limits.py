@@ -55,11 +55,12 @@ class Throttle:
         return max(1, math.ceil((state.blocked_until - now).total_seconds()))
 
     def failed(self, state: ThrottleState, now: datetime) -> ThrottleState:
-        """The state after one more failure."""
+        """The state after one more failure: ``free`` attempts are made without a wait,
+        then each waits twice as long as the one before (1 s, 2 s, …, ``cap``)."""
         failures = state.failures + 1
-        if failures <= self.free:
+        if failures < self.free:
             return ThrottleState(failures, None)
-        delay = min(self.cap.total_seconds(), 2.0 ** (failures - self.free - 1))
+        delay = min(self.cap.total_seconds(), 2.0 ** (failures - self.free))
         return ThrottleState(failures, now + timedelta(seconds=delay))
 
 

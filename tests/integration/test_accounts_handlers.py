@@ -34,7 +34,11 @@ from scanline.bootstrap import Container
 from scanline.clock import FixedClock
 from scanline.domain import audit
 from scanline.domain.passwords import PasswordHasher
-from scanline.domain.rate_limits import CODE_GUESSES, LOGIN_FAILURES_PER_CLIENT
+from scanline.domain.rate_limits import (
+    CODE_GUESSES,
+    LOGIN_FAILURES_PER_CLIENT,
+    LOGIN_FAILURES_PER_PAIR,
+)
 from scanline.events import Event
 from scanline.payloads import CodeRequested, EmailRequested, UserRegistered, UserVerified
 from scanline.runtime.app import create_app
@@ -659,7 +663,7 @@ def test_a_pairs_delay_grows_and_a_success_clears_it(client: Client, deps: Conta
     email = address()
     create_user(deps, email)
     owner = "10.15.0.2"
-    for _ in range(6):
+    for _ in range(LOGIN_FAILURES_PER_PAIR.free):
         assert login(client, email, "typo typo typo", client_address=owner).status_code == 400
     blocked = login(client, email, client_address=owner)
     assert blocked.status_code == 429 and blocked.headers["Retry-After"] == "1"
@@ -709,6 +713,35 @@ def test_parallel_wrong_passwords_evaluate_no_more_than_the_limit(
     # 100 at once in one process exhaust its connection pool: those wait, then get a 503
     # (a real function has 8 server threads; the limit holds either way).
     assert len(statuses) == 100 and set(statuses) <= {400, 429, 503}
+
+
+def test_parallel_wrong_passwords_of_one_pair_evaluate_no_more_than_its_free_attempts(
+        client: Client, deps: Container, counting: CountingHasher) -> None:
+    """Counter before compare: each attempt is counted before its hash, so a burst of one
+    (account, client address) is not all evaluated before the first failure is saved."""
+    email = address()
+    create_user(deps, email)
+    app = client("token").application
+    attacker = f"10.18.{uuid.uuid4().int % 250}.4"
+    barrier = threading.Barrier(12)
+    statuses: list[int] = []
+    before = counting.calls
+
+    def attempt() -> None:
+        test_client = app.test_client()
+        test_client.environ_base["REMOTE_ADDR"] = attacker
+        barrier.wait()
+        statuses.append(test_client.post("/", data={
+            "grant_type": "password", "username": email, "password": "guess guess"}).status_code)
+
+    threads = [threading.Thread(target=attempt) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    free = LOGIN_FAILURES_PER_PAIR.free
+    assert sorted(statuses) == [400] * free + [429] * (12 - free)
+    assert counting.calls - before == free
 
 
 def test_token_errors_are_rfc_6749(client: Client) -> None:
@@ -807,6 +840,9 @@ def test_revocation_ends_the_session_and_its_access_tokens(client: Client,
     # RFC 7009 §2.1: a hint the server does not know is ignored, not refused.
     assert token.post("/revoke", data={"token": "never-issued",
                                        "token_type_hint": "foo"}).status_code == 200
+    nothing = oauth_error(token.post("/revoke", data={"token_type_hint": "refresh_token"}),
+                          400, "invalid_request")
+    assert nothing["error_description"].endswith("'token' is a required property")
     assert problem(token.get("/userinfo", headers=bearer), 401)  # at once, in this process
     oauth_error(refresh(client, tokens["refresh_token"]), 400, "invalid_grant")
     # Another process's verifier sees it through the revocation list.
