@@ -150,7 +150,7 @@ def whoami(context: Context) -> None:
 @click.option("--wait/--no-wait", default=False, help="Wait for the results and write them.")
 @click.option("--format", "output", type=click.Choice(list(FORMATS)), default="text",
               show_default=True, help="What --wait writes.")
-@click.option("-o", "--out", type=click.Path(path_type=Path),
+@click.option("-o", "--out", type=click.Path(),
               help="Where to write: a file (one document), a folder (several, or a name "
                    "ending in /), or - for standard output; default: standard output "
                    "(for pdf: NAME.ocr.pdf in this folder).")
@@ -158,7 +158,7 @@ def whoami(context: Context) -> None:
 @pass_context
 def ocr(context: Context, files: tuple[Path, ...], languages: str | None, engine: str | None,
         callback_url: str | None, idempotency_key: str | None, wait: bool, output: str,
-        out: Path | None, timeout: int) -> None:
+        out: str | None, timeout: int) -> None:
     """Upload FILES (PNG, JPEG, TIFF, WebP, BMP or PDF) for OCR."""
     options = {k: v for k, v in {"languages": languages, "engine": engine,
                                  "callback_url": callback_url}.items() if v}
@@ -184,16 +184,18 @@ def ocr(context: Context, files: tuple[Path, ...], languages: str | None, engine
         sys.exit(EXIT_JOB_FAILED)
 
 
-def _targets(files: tuple[Path, ...], output: str, out: Path | None) -> list[Path | None]:
+def _targets(files: tuple[Path, ...], output: str, out: str | None) -> list[Path | None]:
     """Where each document's result goes (None: standard output), decided before anything
-    is uploaded: never onto an input, never two results onto one file."""
-    if (out is None and output != "pdf") or str(out) == "-":
+    is uploaded: never onto an input, never two results onto one file. ``out`` is as
+    typed: a trailing slash (which ``Path`` drops) names a folder."""
+    if (out is None and output != "pdf") or out == "-":
         return [None] * len(files)
     extension = FORMATS[output][1]
-    if out is not None and len(files) == 1 and not (out.is_dir() or str(out).endswith(os.sep)):
-        targets = [out]
+    if out is not None and len(files) == 1 and not (Path(out).is_dir()
+                                                   or out.endswith(("/", os.sep))):
+        targets = [Path(out)]
     else:
-        folder, taken = out or Path.cwd(), set[str]()
+        folder, taken = Path(out) if out else Path.cwd(), set[str]()
         targets = []
         for path in files:
             name, n = path.stem + extension, 1
@@ -280,12 +282,12 @@ def jobs(context: Context, status: str | None, limit: int, everything: bool) -> 
 @click.option("--delete", is_flag=True, help="Delete the job with its document and results.")
 @click.option("--format", "output", type=click.Choice(list(FORMATS)),
               help="Write a done job's results instead of showing it.")
-@click.option("-o", "--out", type=click.Path(path_type=Path),
+@click.option("-o", "--out", type=click.Path(),
               help="Where --format writes (default: standard output; for pdf "
                    "JOB_ID.ocr.pdf in this folder).")
 @pass_context
 def job(context: Context, job_id: uuid.UUID, delete: bool, output: str | None,
-        out: Path | None) -> None:
+        out: str | None) -> None:
     """Show one job, write its results, or delete it."""
     if delete:
         context.api.call("DELETE", "ocr-jobs", f"/{job_id}", auth=True, expect=(204,))

@@ -177,6 +177,9 @@ def test_results_never_overwrite_a_document_nor_each_other(person: Person,
     out = tmp_path / "texts"
     person.ok("ocr", "page.png", "sub/page.png", "--wait", "-o", f"{out}/")
     assert sorted(p.name for p in out.iterdir()) == ["page-2.txt", "page.txt"]
+    # One document and a folder that does not exist yet: the slash says it is a folder.
+    person.ok("ocr", "page.png", "--wait", "--format", "pdf", "-o", f"{tmp_path}/new/")
+    assert [p.name for p in (tmp_path / "new").iterdir()] == ["page.ocr.pdf"]
     assert person.ok("ocr", "page.png", "--wait", "-o", "-").endswith("\n")
 
 
