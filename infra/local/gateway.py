@@ -138,7 +138,14 @@ class ProblemErrorTask(ErrorTask):
 
     def execute(self) -> None:
         error = self.request.error
-        body = problem_document(error.code, error.reason, error.body)
+        detail = error.body
+        if error.code == 413:  # waitress says "exceeds max_body of <n>"
+            largest = self.channel.adj.max_request_body_size
+            size = self.request.content_length
+            detail = (f"the body is {size} bytes; no function here accepts more than "
+                      f"{largest}" if size > largest else
+                      f"the body is over {largest} bytes, more than any function here accepts")
+        body = problem_document(error.code, error.reason, detail)
         self.status = f"{error.code} {error.reason}"
         self.response_headers.extend([("Content-Type", "application/problem+json"),
                                       ("Connection", "close")])

@@ -256,6 +256,8 @@ def test_a_body_over_the_functions_limit_is_refused_before_it_is_passed_on(
                 f"application/json\r\nContent-Length: {declared}\r\n\r\n".encode())
             assert head.startswith("HTTP/1.1 413") and "application/problem+json" in head
             assert json.loads(body)["status"] == 413
+            assert json.loads(body)["detail"] == (f"the body is {declared} bytes; no function "
+                                                  f"here accepts more than {largest}")
         for data in (b"x" * (limit + 1), iter([b"x" * limit, b"x"])):
             response = requests.post(f"{GATEWAY}/{prefix}/register", data=data, timeout=10,
                                      headers={"Content-Type": "application/json"})
