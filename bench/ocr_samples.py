@@ -68,6 +68,11 @@ class Style:
     skew: float = 0.0  # rotation in degrees
     jpeg_quality: int | None = None
 
+    @property
+    def clean(self) -> bool:
+        """Text as it was drawn: nothing here may cost a word."""
+        return not (self.noise or self.blur or self.skew) and self.jpeg_quality is None
+
 
 STYLES: dict[str, Style] = {
     "sans-32": Style(),
@@ -88,12 +93,13 @@ def sentence(rng: random.Random, n: int) -> str:
 
 
 def render(text: str, style: Style, *, width: int | None = 1000) -> Image.Image:
-    """``text`` (lines separated by newlines) in black on white, then degraded; ``width``
-    None fits the page to the longest line."""
+    """``text`` (lines separated by newlines) in black on white, then degraded; the page
+    is ``width`` wide, or wider where a line needs it (a word cut at the edge is not in
+    the image its truth describes); None fits it to the longest line."""
     font = ImageFont.truetype(str(FONT_DIR / style.font), style.size)
     lines = text.split("\n")
-    if width is None:
-        width = math.ceil(max(font.getlength(line) for line in lines)) + 2 * style.size
+    fitted = math.ceil(max(font.getlength(line) for line in lines)) + 2 * style.size
+    width = max(width or 0, fitted)
     line_height = int(style.size * 1.6)
     image = Image.new("L", (width, line_height * len(lines) + 2 * style.size), 255)
     draw = ImageDraw.Draw(image)

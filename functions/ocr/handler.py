@@ -228,9 +228,11 @@ def _read(job: Job, store: ObjectStore, ocr_service: OcrService,
         while window:
             _collect(window.popleft().result(), results, for_pdf, per_page, over_pdf=over_pdf,
                      original=original)
+    pdf_started = time.monotonic()
     store.put(ocr.pdf_key(job.user_id, job.id),
               _searchable_pdf(blob, info.media_type, for_pdf, ocr_service), PDF)
     timings = {"fetch_ms": round((fetched - started) * 1000, 1), "decode_ms": round(decode_ms, 1),
+               "pdf_ms": _ms(pdf_started),
                "engine_ms": round(sum(p["engine_ms"] for p in per_page), 1),
                "batch_wait_ms": round(sum(p["batch_wait_ms"] for p in per_page), 1),
                "batch_size": max(p["batch_size"] for p in per_page), "pages": per_page}

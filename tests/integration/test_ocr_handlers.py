@@ -382,7 +382,7 @@ def test_ocr_recognises_stores_emits_once_and_deletes_the_object(ocr_fn: Functio
     assert f"/function/ocr-jobs/{job_id}/text" in mail.data["text"]
     assert "quick" not in mail.data["text"]  # the links, never the document's words
     assert row.all_words and all(len(w["box"]) == 4 for w in row.all_words)
-    assert {"fetch_ms", "decode_ms", "engine_ms", "batch_size"} <= set(row.timings or {})
+    assert {"fetch_ms", "decode_ms", "engine_ms", "pdf_ms", "batch_size"} <= set(row.timings or {})
     with pytest.raises(NotFound):
         ocr_fn.deps.store.head(row.object_key)
     ocr_fn.deps.store.head(ocr.pdf_key(user_id, job_id))  # the searchable PDF stays
