@@ -85,24 +85,24 @@ def by_type(type_: str) -> type[Payload] | None:
     return REGISTRY.get(type_)
 
 
-@event_type("io.scanline.user.registered.v2", producers={"register"})
+@event_type("io.scanline.user.registered.v3", producers={"register"})
 class UserRegistered(Payload):
-    """A sign-up: issue-otp mails the address a code for this registration, or, if the
-    address already has an account, a notice. (v1 named an unverified user; since
-    registrations hold their own credential until verified there is none.)"""
+    """A sign-up: issue-otp mails the registration's address a code for it, or, if the
+    address already has an account, a notice. Only the registration's id travels: the
+    address is read from the registration, so a reader of the broker learns none. (v1
+    named an unverified user; v2 carried the address.)"""
 
     registration_id: str = prop(UUID)
-    email: str = prop(EMAIL_ADDRESS)
 
 
-@event_type("io.scanline.code.requested.v1", producers={"issue-otp"})
+@event_type("io.scanline.code.requested.v2", producers={"issue-otp"})
 class CodeRequested(Payload):
-    """Someone asked issue-otp over HTTP for a code for this address. The request is
-    answered at once, the same way for every address; whether a mail goes out is decided
-    here, off the request path, so neither the answer nor its timing tells anything."""
+    """Someone asked issue-otp over HTTP for a code. The request is answered at once, the
+    same way for every address, and kept in the database (``code_requests``); whether a
+    mail goes out is decided here, off the request path, so neither the answer nor its
+    timing tells anything. Only the request's id travels. (v1 carried the address.)"""
 
-    email: str = prop(EMAIL_ADDRESS)
-    purpose: str = prop({"enum": ["verification", "recovery"]})
+    request_id: str = prop(UUID)
 
 
 @event_type("io.scanline.user.verified.v1", producers={"verify-otp"})
@@ -123,9 +123,11 @@ class EmailRequested(Payload):
     html: str | None = prop({"type": "string", "maxLength": 2_000_000}, default=None)
 
 
-@event_type("io.scanline.email.sent.v1", producers={"send-email"})
+@event_type("io.scanline.email.sent.v2", producers={"send-email"})
 class EmailSent(Payload):
-    to: str = prop(EMAIL_ADDRESS)
+    """The mail of ``email.requested`` event ``request_id`` went to the SMTP server; the
+    event's subject is the one of that request. (v1 carried the address.)"""
+
     request_id: str = prop({"type": "string", "minLength": 1, "maxLength": 200})
 
 

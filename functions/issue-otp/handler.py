@@ -2,10 +2,11 @@
 
 Over HTTP (``POST /`` to resend a sign-up code, ``POST /recovery`` for a password reset
 code) every well-formed address gets the same 202 after the same work: the request is
-counted (one per address a minute, 429 for every address alike) and handed on as a
-``code.requested`` event. Whether a mail goes out is decided there, off the request path,
-so neither the answer nor its timing says whether the address has an account or a
-pending sign-up.
+counted (one per address a minute, 429 for every address alike), kept as a code request
+and handed on as a ``code.requested`` event that names it. Whether a mail goes out is
+decided there, off the request path, so neither the answer nor its timing says whether
+the address has an account or a pending sign-up. No event names an address: each handler
+reads it from the registration or the code request (the mail itself is sealed).
 
 The events decide: a ``user.registered`` gets a code bound to that very registration (or,
 for an address that already has an account, an "account already exists" notice, at most
@@ -46,7 +47,8 @@ def _requested(body: dict[str, Any], purpose: str, request: Call, uow: UnitOfWor
     with uow:  # a sign-up code and a reset code are two flows, each with its own minute
         retry_after = uow.limits.hit(OTP_RESEND, f"{purpose}:{email_key(email)}", now)
         if retry_after is None:
-            uow.emit(CodeRequested(email=email, purpose=purpose))
+            request_id = uow.code_requests.add(email=email, purpose=purpose, now=now)
+            uow.emit(CodeRequested(request_id=str(request_id)))
         else:
             uow.audit.record(audit.THROTTLED, audit.REFUSED, at=now, account=email_key(email),
                              client=request.client,
@@ -88,22 +90,24 @@ def on_registered(event: UserRegistered, uow: UnitOfWork, clock: Clock,
                   otp_key: bytes) -> Response:
     now = clock.now()
     with uow:
-        account = uow.users.by_email(event.email)
+        registration = uow.registrations.get(event.registration_id, now)
+        if registration is None:  # verified, expired or closed meanwhile: nothing to mail
+            return Response({"status": "not_sent"})
+        email = registration.email
+        account = uow.users.by_email(email)
         if account is not None:
             # The sign-up can never be completed: tell the owner, at most once a day.
-            uow.registrations.close(event.email)
-            if uow.limits.hit(ACCOUNT_EXISTS_MAIL, email_key(event.email), now) is None:
-                uow.emit(account_emails.account_exists(event.email), subject=str(account.id))
+            uow.registrations.close(email)
+            if uow.limits.hit(ACCOUNT_EXISTS_MAIL, email_key(email), now) is None:
+                uow.emit(account_emails.account_exists(email), subject=str(account.id))
             return Response({"status": "account_exists"})
-        registration = uow.registrations.get(event.registration_id, now)
-        if registration is None or not _within_caps(uow, event.email, clock):
+        if not _within_caps(uow, email, clock):
             return Response({"status": "not_sent"})
         code = otp.generate()
         uow.registrations.set_code(registration.id, otp.digest(otp_key, str(registration.id),
                                                                code), otp.expiry(now))
-        uow.emit(account_emails.verification_code(event.email, code),
-                 subject=str(registration.id))
-        uow.audit.record(audit.CODE_ISSUED, audit.OK, at=now, account=email_key(event.email))
+        uow.emit(account_emails.verification_code(email, code), subject=str(registration.id))
+        uow.audit.record(audit.CODE_ISSUED, audit.OK, at=now, account=email_key(email))
     return Response({"status": "otp_sent"})
 
 
@@ -112,22 +116,26 @@ def on_code_requested(event: CodeRequested, uow: UnitOfWork, clock: Clock,
                       otp_key: bytes) -> Response:
     now = clock.now()
     with uow:
-        account = uow.users.by_email(event.email)
-        if event.purpose == VERIFICATION:
-            registration = None if account else uow.registrations.latest(event.email, now)
-            if registration is None or not _within_caps(uow, event.email, clock):
+        request = uow.code_requests.take(event.request_id)
+        if request is None:  # handled already
+            return Response({"status": "not_sent"})
+        email = request.email
+        account = uow.users.by_email(email)
+        if request.purpose == VERIFICATION:
+            registration = None if account else uow.registrations.latest(email, now)
+            if registration is None or not _within_caps(uow, email, clock):
                 return Response({"status": "not_sent"})
             code = otp.generate()
             uow.registrations.set_code(registration.id, otp.digest(
                 otp_key, str(registration.id), code), otp.expiry(now))
-            mail = account_emails.verification_code(event.email, code)
+            mail = account_emails.verification_code(email, code)
         else:
-            if account is None or not _within_caps(uow, event.email, clock):
+            if account is None or not _within_caps(uow, email, clock):
                 return Response({"status": "not_sent"})
             code = otp.generate()
             uow.otps.store(user_id=account.id, digest=otp.digest(otp_key, str(account.id), code),
                            expires_at=otp.expiry(now), now=now)
-            mail = account_emails.recovery_code(event.email, code)
+            mail = account_emails.recovery_code(email, code)
         uow.emit(mail)
-        uow.audit.record(audit.CODE_ISSUED, audit.OK, at=now, account=email_key(event.email))
+        uow.audit.record(audit.CODE_ISSUED, audit.OK, at=now, account=email_key(email))
     return Response({"status": "otp_sent"})

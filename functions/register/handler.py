@@ -64,7 +64,7 @@ def register(body: dict[str, Any], request: Call, uow: UnitOfWork, passwords: Pa
         registration_id = uow.registrations.add(email=email, name=body["name"],
                                                 password_hash=password_hash, now=now,
                                                 expires_at=expiry(now))
-        uow.emit(UserRegistered(registration_id=str(registration_id), email=email),
+        uow.emit(UserRegistered(registration_id=str(registration_id)),
                  subject=str(registration_id))
         uow.audit.record(audit.REGISTERED, audit.OK, at=now, account=email_key(email),
                          client=request.client, user_agent=request.headers.get("User-Agent"))

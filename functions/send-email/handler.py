@@ -43,5 +43,5 @@ def send(event: EmailRequested, envelope: Event, uow: UnitOfWork, mailer: SmtpMa
     with uow:
         mailer.send(compose(event, envelope.id, settings.mail_from,
                             envelope.time or clock.now()))
-        uow.emit(EmailSent(to=event.to, request_id=envelope.id), subject=envelope.subject)
+        uow.emit(EmailSent(request_id=envelope.id), subject=envelope.subject)
     return Response({"status": "sent", "id": envelope.id})

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection, Row
 
 from scanline.adapters.accounts_tables import (
     audit_events,
+    code_requests,
     otp_codes,
     rate_limits,
     refresh_tokens,
@@ -137,6 +138,33 @@ class Registrations:
 
     def delete(self, registration_id: uuid.UUID) -> None:
         self._conn.execute(registrations.delete().where(registrations.c.id == registration_id))
+
+
+@dataclass(frozen=True)
+class CodeRequest:
+    email: str
+    purpose: str
+
+
+class CodeRequests:
+    """Codes asked for over HTTP, each kept until its event's handler takes it."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def add(self, *, email: str, purpose: str, now: datetime) -> uuid.UUID:
+        request_id = uuid.uuid4()
+        self._conn.execute(code_requests.insert().values(id=request_id, email=email,
+                                                         purpose=purpose, created_at=now))
+        return request_id
+
+    def take(self, request_id: UserId) -> CodeRequest | None:
+        """The request, removed; None if it was taken already (or never existed)."""
+        key = _uuid(request_id)
+        row = self._conn.execute(
+            code_requests.delete().where(code_requests.c.id == key)
+            .returning(code_requests.c.email, code_requests.c.purpose)).first() if key else None
+        return CodeRequest(row.email, row.purpose) if row else None
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,12 @@
 """What expires, deleted in bounded batches (``uow.housekeeping``, the housekeeping function).
 
 Each rule names the rows that can no longer matter: a registration past its day, a code
-past its life, a session (with its refresh tokens) ended long enough ago that no access
-token of it can still be valid, a counter whose window is over, an event id older than the
-replay window (a replay that old is refused by its signature's time anyway), an audit row
-past its retention. At most ``batch`` rows per rule and run, so a run after a long pause
-is many short transactions, never one that holds locks for minutes.
+past its life, a code request a day old (its event was dead-lettered), a session (with its
+refresh tokens) ended long enough ago that no access token of it can still be valid, a
+counter whose window is over, an event id older than the replay window (a replay that old
+is refused by its signature's time anyway), an audit row past its retention. At most
+``batch`` rows per rule and run, so a run after a long pause is many short transactions,
+never one that holds locks for minutes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from scanline.adapters.accounts_tables import (
     audit_events,
+    code_requests,
     otp_codes,
     rate_limits,
     registrations,
@@ -46,6 +48,8 @@ class Housekeeping:
         rules = {
             "registrations": (registrations, registrations.c.expires_at < now),
             "recovery_codes": (otp_codes, otp_codes.c.expires_at < now - GRACE),
+            # Taken by their event within seconds; one left is an event that was not.
+            "code_requests": (code_requests, code_requests.c.created_at < now - GRACE),
             # Their refresh tokens go with them (ON DELETE CASCADE).
             "sessions": (sessions, sa.or_(sessions.c.expires_at < now - GRACE,
                                           sessions.c.revoked_at < old_tokens)),

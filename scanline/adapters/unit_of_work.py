@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection
 
 from scanline.adapters.accounts_repo import (
     Audit,
+    CodeRequests,
     OtpCodes,
     RateLimits,
     RefreshTokens,
@@ -124,6 +125,10 @@ class UnitOfWork:
     @property
     def otps(self) -> OtpCodes:
         return OtpCodes(self.conn)
+
+    @property
+    def code_requests(self) -> CodeRequests:
+        return CodeRequests(self.conn)
 
     @property
     def limits(self) -> RateLimits:

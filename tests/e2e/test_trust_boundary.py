@@ -25,9 +25,16 @@ from scanline.adapters.topology import dead_letter_queue
 from scanline.bootstrap import Container
 from scanline.domain import ocr
 from scanline.events import Event
-from scanline.payloads import EmailRequested, OcrRequested
+from scanline.payloads import (
+    CodeRequested,
+    EmailRequested,
+    EmailSent,
+    OcrRequested,
+    UserRegistered,
+)
 from scanline.secrets import Secrets, event_key_secret
 from scanline.signing import KEY_ID, SIGNATURE, key_id, signed_bytes
+from tests.support import clients
 from tests.support.broker import EventTap, publish, take_messages
 from tests.support.mailbox import Mailbox
 from tests.support.signing import STACK_SECRETS, signed, signed_data
@@ -160,6 +167,33 @@ def test_a_reader_of_the_broker_sees_no_mail_content(stack: Stack, mailbox: Mail
     publish(stack.amqp_url, EmailRequested.TYPE, clear.to_structured())
     dead = dead_letter_reason(stack, "send-email", clear.id)
     assert dead.startswith("422 ") and "sealed" in dead, dead
+
+
+def test_a_reader_of_the_broker_learns_no_address(stack: Stack, mailbox: Mailbox,
+                                                  tap: EventTap) -> None:
+    """A sign-up and its resend put four kinds of event on the broker; only ids travel in
+    clear (issue-otp reads the address from the registration and the code request), and
+    the mails themselves are sealed."""
+    email = f"broker-reader-{uuid.uuid4().hex[:10]}@example.com"
+    person, fn = clients.session(), f"{stack.gateway}/function"
+    with tap.listen("#") as received:
+        r = person.post(f"{fn}/register", timeout=30, json={
+            "name": "Broker Reader", "email": email, "password": "an unusual long password 7"})
+        assert r.status_code == 202, r.text
+        mailbox.wait_for(to=email, timeout=15)
+        assert person.post(f"{fn}/issue-otp", json={"email": email}, timeout=30).status_code == 202
+        deadline = time.monotonic() + 15
+        while len(mailbox.matching(to=email)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        mails = {e.id for e in received.events
+                 if e.type == EmailRequested.TYPE and e.data["to"] == email}
+        assert len(mails) == 2
+        for mail_id in mails:
+            received.wait_until(lambda e, m=mail_id: e.type == EmailSent.TYPE
+                                and e.data == {"request_id": m})
+    seen = {e.type for e in received.events}
+    assert {UserRegistered.TYPE, CodeRequested.TYPE, EmailRequested.TYPE, EmailSent.TYPE} <= seen
+    assert not [body for body in received.raw if email.encode() in body.lower()]
 
 
 def test_a_replayed_event_has_no_second_effect(stack: Stack, mailbox: Mailbox,

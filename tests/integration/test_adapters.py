@@ -30,7 +30,7 @@ def sender(container: Container) -> Iterator[Container]:
 
 
 def sent(probe: str) -> EmailSent:
-    return EmailSent(to="probe@example.com", request_id=probe)
+    return EmailSent(request_id=probe)
 
 
 def test_outbox_publishes_signed_events_after_commit_and_deletes_the_row(

@@ -17,6 +17,8 @@ PRODUCT_TYPES = [cls for cls in payloads.REGISTRY.values() if cls.__module__ == 
 SECRET = re.compile(r"pass(word|wd|phrase)?|secret|token|credential|api.?key|private|hash|"
                     r"digest|hmac", re.I)
 CODE = re.compile(r"otp|code|pin|one.?time", re.I)
+# Where a person's mail address would travel.
+ADDRESS = re.compile(r"e.?mail|address|^to$|^cc$|^bcc$|recipient", re.I)
 FILE_BYTES = re.compile(r"bytes|content|image|file|blob|base64|body|payload|attachment", re.I)
 # Only mail text may be long: file bytes do not fit in any other field.
 MAIL_TEXT_FIELDS = {("io.scanline.email.requested.v1", "text"),
@@ -40,11 +42,11 @@ def walk(schema: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
 
 def test_the_registry_holds_the_design_table() -> None:
     assert {cls.TYPE: cls.PRODUCERS for cls in PRODUCT_TYPES} == {
-        "io.scanline.user.registered.v2": {"register"},
-        "io.scanline.code.requested.v1": {"issue-otp"},
+        "io.scanline.user.registered.v3": {"register"},
+        "io.scanline.code.requested.v2": {"issue-otp"},
         "io.scanline.user.verified.v1": {"verify-otp"},
         "io.scanline.email.requested.v1": {"issue-otp", "ocr"},
-        "io.scanline.email.sent.v1": {"send-email"},
+        "io.scanline.email.sent.v2": {"send-email"},
         "io.scanline.ocr.requested.v1": {"ocr-jobs"},
         "io.scanline.ocr.completed.v1": {"ocr"},
     }
@@ -58,6 +60,9 @@ def test_no_type_can_carry_a_secret_file_bytes_or_a_stray_code(cls: type[Payload
         assert not FILE_BYTES.search(name), f"{cls.TYPE}{pointer} looks like file content"
         if cls is not EmailRequested:
             assert not CODE.search(name), f"{cls.TYPE}{pointer}: codes travel only in mail"
+        if not cls.SEALED:  # whoever reads the broker reads this type
+            assert not (ADDRESS.search(name) or schema.get("format") == "email"), \
+                f"{cls.TYPE}{pointer}: a mail address travels only sealed"
         assert not {"contentEncoding", "contentMediaType"} & set(schema), pointer
         if schema.get("type") == "object" or "properties" in schema:
             assert schema.get("additionalProperties") is False, f"{cls.TYPE}{pointer} is open"

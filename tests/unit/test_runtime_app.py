@@ -241,7 +241,7 @@ def test_an_event_outside_the_replay_window_is_401(client: FlaskClient, secrets:
 
 def test_signed_events_of_other_types_or_with_bad_data_are_4xx(
         client: FlaskClient, secrets: Path) -> None:
-    other = sign(new_event(UserRegistered.TYPE, {"user_id": "x", "email": "a@b.c"},
+    other = sign(new_event(UserRegistered.TYPE, {"registration_id": "x"},
                            source=source_of("issue-otp")), "issue-otp", secrets)
     # issue-otp may not emit user.registered: refused before the type is even looked up.
     problem(client.post("/", data=other.to_structured(),
