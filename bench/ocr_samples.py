@@ -195,6 +195,23 @@ def degraded(seed: int = 12, count: int = 24, lines: int = 4, words_per_line: in
     return samples
 
 
+SMALL_PRINT_SIZES = (11, 12, 14, 16, 18)
+
+
+def small_print(seed: int = 5, lines: int = 6, words_per_line: int = 8) -> list[Sample]:
+    """Clean text at 11-18 px, as screenshots, faxes at 100-150 dpi and small print are:
+    thin strokes, many of whose darkest pixels stand alone (read as specks by a careless
+    measure, erased by a median)."""
+    rng = random.Random(seed)
+    samples = []
+    for size in SMALL_PRINT_SIZES:
+        text = "\n".join(prose_line(rng, words_per_line) for _ in range(lines))
+        style = Style(size=size)
+        data, media_type = encode(render(text, style, width=None), style)
+        samples.append(Sample(f"small-{size}px", data, media_type, text))
+    return samples
+
+
 def scans() -> list[Sample]:
     return [Sample(name, (SCANS_DIR / f"{name}.tif").read_bytes(), "image/tiff",
                    (SCANS_DIR / f"{name}.txt").read_text(encoding="utf-8"))

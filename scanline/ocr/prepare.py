@@ -8,8 +8,10 @@ only where the image shows the problem:
   grey edges the models know. Measured on the shipped UNLV scans: 0.981 → 0.985+ recall.
 * **speckle** (dust, toner): isolated dark specks of one to four pixels are read as
   punctuation that glues words together → a 3x3 median, repeated once if specks remain.
-  A median on every image erodes thin strokes of clean low-resolution scans, so it runs only
-  when the speck density (specks per megapixel with no other ink around them) says so.
+  A median on every image erodes thin strokes of clean low-resolution scans, and wipes out
+  small print (11-16 px text read 0-0.6 after it, 1.000 without), so it runs only when the
+  density of specks *on the background* (no glyph ink within ``ISOLATION`` pixels) says so:
+  the thin strokes of small print are lonely dark pixels too, but always next to a glyph.
 * **skew** (2-3° is common): tesseract's line finder copes, the recogniser reads tilted
   lines worse → the angle with the sharpest row profile within ±15° is undone when it is at
   least ``MIN_SKEW`` (smaller corrections measured as noise on the real scans).
@@ -34,9 +36,14 @@ DARK = 128  # grey level below which a pixel is ink
 # A dark pixel with at most this many dark pixels in its 5x5 neighbourhood (itself
 # included) is a speck: a 2x2 speck counts 4; a period or an i-dot at 20 px counts more.
 SPECK_NEIGHBOURS = 4
-# Specks per megapixel above which an image is despeckled. Measured: clean scans and
-# renders 0-1,100 (the UNLV magazine pages' own dust ~1,000), speckled scans 3,000-13,000.
-SPECKLED = 2000
+# A speck with no glyph ink (dark pixels that are not specks) this close lies on the
+# background: dust, not a piece of a thin glyph.
+ISOLATION = 3
+# Background specks per megapixel above which an image is despeckled. Measured: clean
+# scans and renders 0-300 (small print at 11-18 px 0-300, the UNLV pages 16-72), speckled
+# scans 1,700-11,000 (the bench's 2,956-11,017; a letter page with 15,000 specks 1,759).
+SPECKLED = 1000
+# Specks per megapixel (any, after a median) above which a second median runs.
 STILL_SPECKLED = 500
 BILEVEL_BLUR = 0.8
 MAX_SKEW = 15.0
@@ -88,30 +95,42 @@ def median3(grey: Image.Image) -> Image.Image:
     return Image.fromarray(out, mode="L")
 
 
-def _specks(dark: np.ndarray, reach: int = 0) -> int:
+def _around(mask: np.ndarray, reach: int) -> np.ndarray:
+    """How many set pixels each pixel's (2·reach+1)² neighbourhood holds (outside the image
+    counts as unset)."""
+    height, width = mask.shape
+    side = 2 * reach + 1
+    padded = np.pad(mask, reach)
+    across = sum(padded[:, i:i + width] for i in range(side))
+    return sum(across[i:i + height] for i in range(side))
+
+
+def _specks(dark: np.ndarray, reach: int = 0, *, on_background: bool = False) -> int:
     """Dark pixels (``dark`` is 0/1) with at most ``SPECK_NEIGHBOURS`` dark pixels in their
-    5x5 neighbourhood (outside the image counts as light), in every row but the first and
-    last ``reach`` (those rows only lend their neighbours)."""
-    height, width = dark.shape
-    padded = np.pad(dark, 2)
-    across = sum(padded[:, i:i + width] for i in range(5))
-    around = sum(across[i:i + height] for i in range(5))
-    lonely = dark & (around <= SPECK_NEIGHBOURS)
+    5x5 neighbourhood, and with ``on_background`` no glyph ink within ``ISOLATION``, in
+    every row but the first and last ``reach`` (those rows only lend their neighbours)."""
+    height = dark.shape[0]
+    lonely = dark & (_around(dark, 2) <= SPECK_NEIGHBOURS)
+    if on_background:
+        lonely &= _around(dark & ~lonely, ISOLATION) == 0
     return int(np.count_nonzero(lonely[reach:height - reach]))
 
 
-def specks_per_megapixel(grey: Image.Image) -> float:
-    """Lonely dark pixels per megapixel; on a big image, counted exactly on evenly spaced
-    bands (each cut with the 5x5 window's reach around it, so that a glyph cut at a band's
-    edge is not taken for specks)."""
+def specks_per_megapixel(grey: Image.Image, *, on_background: bool = False) -> float:
+    """Lonely dark pixels per megapixel (``on_background``: only those far from glyphs);
+    on a big image, counted exactly on evenly spaced bands (each cut with the windows'
+    reach around it, so that a glyph cut at a band's edge is not taken for specks)."""
     dark = (np.asarray(grey) < DARK).astype(np.uint8)
     height, width = dark.shape
     if width * height <= SPECK_SAMPLE or height < 2 * SPECK_BAND:
-        return _specks(dark) * 1_000_000 / max(1, width * height)
-    bands, reach = max(1, SPECK_SAMPLE // (width * SPECK_BAND)), 2
+        return _specks(dark, on_background=on_background) * 1_000_000 / max(1, width * height)
+    bands = max(1, SPECK_SAMPLE // (width * SPECK_BAND))
+    reach = 2 + (ISOLATION if on_background else 0)
     step = height // bands
-    found = sum(_specks(dark[top - reach:top + SPECK_BAND + reach], reach)
-                for top in (i * step + (step - SPECK_BAND) // 2 for i in range(bands)))
+    tops = (min(max(i * step + (step - SPECK_BAND) // 2, reach), height - SPECK_BAND - reach)
+            for i in range(bands))  # each band with its reach inside the image
+    found = sum(_specks(dark[top - reach:top + SPECK_BAND + reach], reach,
+                        on_background=on_background) for top in tops)
     return found * 1_000_000 / (bands * width * SPECK_BAND)
 
 
@@ -180,7 +199,7 @@ def prepare(image: Image.Image, dpi: float | None = None) -> Prepared:
     if bilevel:
         grey = grey.filter(ImageFilter.GaussianBlur(BILEVEL_BLUR))
         steps.append("antialias")
-    elif specks_per_megapixel(grey) > SPECKLED:
+    elif specks_per_megapixel(grey, on_background=True) > SPECKLED:
         grey = median3(grey)
         steps.append("despeckle")
         if specks_per_megapixel(grey) > STILL_SPECKLED:
