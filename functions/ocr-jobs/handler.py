@@ -49,9 +49,12 @@ from scanline.validation import strict_object
 LIST_LIMIT = 100
 
 # What a job may ask for; the allow-lists themselves are settings (OcrSettings, JobPolicy).
-LANGUAGES = {"type": "string", "minLength": 3, "maxLength": 64,
-             "pattern": r"^[a-z_]{3,12}(\+[a-z_]{3,12})*$",
-             "description": "tesseract language codes joined with +, e.g. eng+deu"}
+# No pattern here: whatever is not a list of allowed codes (``en``, ``ENG``, ``eng,deu``)
+# gets the allow-list's answer, which names the codes to use (OcrSettings.languages_of).
+LANGUAGES = {"type": "string", "minLength": 1, "maxLength": 64,
+             "description": "tesseract language codes joined with +, e.g. eng+deu; the "
+                            "first is the page's main language (its readings are tried "
+                            "first, so list the language of most words first)"}
 ENGINE = {"enum": list(ocr.ENGINES)}
 CALLBACK_URL = {"type": "string", "minLength": 8, "maxLength": 2048, "format": "uri",
                 "description": "POSTed the job's signed io.scanline.ocr.completed.v1 "

@@ -94,6 +94,18 @@ def inspect(data: bytes, limit: int) -> PdfPages:
             document.close()
 
 
+def _exact(image: Image.Image, page: pdfium.PdfPage, scale: float) -> Image.Image:
+    """The page at exactly its size in pixels where that is whole: PDFium's binding rounds
+    the size up, and 792 pt at 300 dpi is 3300.0000000000005 in floating point (a row
+    of 3301 that the page does not have, which a TIFF or PNG of it does not have either)."""
+    width, height = page.get_size()
+    if page.get_rotation() in (90, 270):
+        width, height = height, width
+    exact = tuple(round(side * scale) if abs(side * scale - round(side * scale)) < 1e-6
+                  else drawn for side, drawn in ((width, image.width), (height, image.height)))
+    return image if exact == image.size else image.crop((0, 0, *exact))
+
+
 def render(data: bytes, dpi: int) -> Iterator[Image.Image]:
     """Each page as a grey image at ``dpi``, in order. The document stays open between
     pages but the lock is held only inside PDFium calls, so other threads' documents
@@ -108,9 +120,10 @@ def render(data: bytes, dpi: int) -> Iterator[Image.Image]:
                     page = document[index]
                 try:
                     with _page_errors(index, "drawn"):
-                        bitmap = page.render(scale=dpi / POINTS_PER_INCH, grayscale=True,
+                        scale = dpi / POINTS_PER_INCH
+                        bitmap = page.render(scale=scale, grayscale=True,
                                              fill_color=(255, 255, 255, 255))
-                        image = bitmap.to_pil().convert("L")
+                        image = _exact(bitmap.to_pil().convert("L"), page, scale)
                         bitmap.close()
                 finally:
                     page.close()

@@ -171,10 +171,13 @@ def test_languages_and_engine_are_checked_before_anything_is_stored(jobs_fn: Fun
     _, _, auth = new_user(jobs_fn.deps)
     sample = german()
     for fields, status in (({"languages": "klingon"}, 422), ({"languages": "eng+xyz"}, 422),
-                           ({"languages": "ENG"}, 422), ({"engine": "easyocr"}, 422)):
+                           ({"languages": "ENG"}, 422), ({"languages": "en"}, 422),
+                           ({"languages": "eng,deu"}, 422), ({"engine": "easyocr"}, 422)):
         r = jobs_fn.client.post("/", headers=auth, content_type="multipart/form-data",
                                 data={"file": (io.BytesIO(sample.data), "a.png"), **fields})
         assert r.status_code == status, (fields, r.json)
+        if "languages" in fields:  # whatever the mistake, the answer names the codes to use
+            assert "choose from eng, deu" in r.json["detail"], r.json
         r = jobs_fn.client.post("/", headers=auth, json={"content_type": "image/png",
                                                          "size": 100, **fields})
         assert r.status_code == status, (fields, r.json)

@@ -132,6 +132,9 @@ def test_total_pixels_are_limited_across_pages() -> None:
 def test_pdf_pages_are_rendered_at_the_configured_dpi() -> None:
     info = inspect(text_pdf(["Hello"]), LIMITS)
     assert info.sizes == ((2550, 3300),)  # US letter at 300 dpi
+    # As rendered too: 792 pt x 300 / 72 is 3300.0000000000005 in floating point.
+    assert first_page(blank_pages_pdf(1)).size == (2550, 3300)
+    assert first_page(blank_pages_pdf(1, 595.5, 842.25)).size == (2482, 3510)  # fractions up
     page = first_page(scanned_pdf([Image.new("L", (300, 150), 255)], dpi=150))
     assert page.size == (600, 300)
 
