@@ -29,7 +29,13 @@ import pytest
 import sqlalchemy as sa
 from flask.testing import FlaskClient
 
-from scanline.adapters.accounts_tables import audit_events, registrations, sessions, users
+from scanline.adapters.accounts_tables import (
+    audit_events,
+    code_requests,
+    registrations,
+    sessions,
+    users,
+)
 from scanline.bootstrap import Container
 from scanline.clock import FixedClock
 from scanline.domain import audit
@@ -975,12 +981,16 @@ def test_housekeeping_prunes_what_expired_once_a_minute(client: Client, deps: Co
 
     email = address()
     register(client, tap, email)
+    code_requested(deps, email, clock)  # its event never came (dead-lettered)
     clock.advance(days=2)
     with deps.unit_of_work() as uow:  # whatever ran before (the stack's schedule, a test)
         uow.limits.clear(HOUSEKEEPING_RUNS, "run")
     first = client("housekeeping").post("/")
     assert first.json["status"] == "done" and first.json["deleted"]["registrations"] >= 1
+    assert first.json["deleted"]["code_requests"] >= 1
     assert client("housekeeping").post("/").json == {"status": "skipped"}
     with deps.db.connect() as conn:
         assert conn.execute(sa.select(registrations.c.id).where(
             registrations.c.email == email)).first() is None
+        assert conn.execute(sa.select(code_requests.c.id).where(
+            code_requests.c.email == email)).first() is None
