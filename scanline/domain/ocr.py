@@ -56,6 +56,7 @@ class Word:
 @dataclass(frozen=True)
 class Line:
     words: tuple[Word, ...]
+    paragraph: int = 1  # which of the page's paragraphs (from 1) the line belongs to
 
     @property
     def text(self) -> str:
@@ -65,8 +66,15 @@ class Line:
     def box(self) -> Box:
         return bounding_box(self.words)
 
+    @property
+    def confidence(self) -> float | None:
+        """The mean of its words' (Textract's LINE confidence is one of the same kind)."""
+        known = [w.confidence for w in self.words if w.confidence is not None]
+        return round(sum(known) / len(known), 3) if known else None
+
     def to_json(self) -> dict[str, Any]:
         return {"text": self.text, "box": [list(p) for p in self.box],
+                "paragraph": self.paragraph, "confidence": self.confidence,
                 "words": [w.to_json() for w in self.words]}
 
 
@@ -208,8 +216,11 @@ _PAGE_WORD = {"type": "object", "required": ["text", "box", "confidence"],
 _WORD = {"type": "object", "required": ["text", "box"], "additionalProperties": False,
          "properties": {"text": {"type": "string"}, "box": _BOX, "confidence": _CONFIDENCE,
                         "page": {"type": "integer", "minimum": 1}}}
+# ``paragraph`` and ``confidence`` are there for jobs read since they were added.
 _LINE = {"type": "object", "required": ["text", "box", "words"], "additionalProperties": False,
          "properties": {"text": {"type": "string"}, "box": _BOX,
+                        "paragraph": {"type": "integer", "minimum": 1},
+                        "confidence": _CONFIDENCE,
                         "words": {"type": "array", "items": _PAGE_WORD}}}
 _PAGE = {"type": "object", "additionalProperties": False,
          "required": ["page", "width", "height", "angle", "text", "lines"],

@@ -284,7 +284,7 @@ class TesseractEngine:
             if line or not paragraphs[-1]:
                 paragraphs[-1].append([])
             paragraphs[-1][-1].append(word)
-        lines = [Line(tuple(words)) for par in paragraphs for words in par]
+        lines = [Line(tuple(words), n) for n, par in enumerate(paragraphs, 1) for words in par]
         text = "\n\n".join("\n".join(Line(tuple(words)).text for words in par)
                             for par in paragraphs)
         return Recognition(text=text, lines=lines)

@@ -42,9 +42,10 @@ def _title(box: Sequence[Sequence[int]]) -> str:
 
 
 def hocr(pages: Sequence[dict[str, Any]], languages: str = "eng") -> str:
-    """hOCR 1.2: ``ocr_page`` → ``ocr_line`` → ``ocrx_word`` with bbox and x_wconf. A word
-    says its language only when the job had one: of several, which one read each word
-    is not kept."""
+    """hOCR 1.2: ``ocr_page`` → ``ocr_par`` → ``ocr_line`` → ``ocrx_word`` with bbox and
+    x_wconf (a paragraph is the lines the engine put in one; a job read before lines had
+    paragraphs has one a page). A word says its language only when the job had one: of
+    several, which one read each word is not kept."""
     lang = "" if "+" in languages else f' lang="{escape(languages)}"'
     out = ['<?xml version="1.0" encoding="UTF-8"?>',
            '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN" '
@@ -53,22 +54,30 @@ def hocr(pages: Sequence[dict[str, Any]], languages: str = "eng") -> str:
            "<head>", "<title></title>",
            '<meta http-equiv="Content-Type" content="text/html;charset=utf-8"/>',
            '<meta name="ocr-system" content="scanline"/>',
-           '<meta name="ocr-capabilities" content="ocr_page ocr_line ocrx_word ocrp_wconf"/>',
+           '<meta name="ocr-capabilities" '
+           'content="ocr_page ocr_par ocr_line ocrx_word ocrp_wconf"/>',
            "</head>", "<body>"]
     for page in pages:
         n = page["page"]
         out.append(f'<div class="ocr_page" id="page_{n}" title="bbox 0 0 {page["width"]} '
                    f'{page["height"]}; ppageno {n - 1}; textangle {page["angle"]}">')
+        paragraphs: dict[int, list[tuple[int, dict[str, Any]]]] = {}
         for i, line in enumerate(page["lines"], 1):
-            out.append(f'<span class="ocr_line" id="line_{n}_{i}" '
-                       f'title="{_title(line["box"])}">')
-            for j, word in enumerate(line["words"], 1):
-                conf = "" if word["confidence"] is None else \
-                    f"; x_wconf {round(word['confidence'] * 100)}"
-                out.append(f'<span class="ocrx_word" id="word_{n}_{i}_{j}" '
-                           f'title="{_title(word["box"])}{conf}"{lang}>'
-                           f"{escape(word['text'])}</span>")
-            out.append("</span>")
+            paragraphs.setdefault(line.get("paragraph", 1), []).append((i, line))
+        for p, lines in paragraphs.items():
+            corners = [point for _, line in lines for point in line["box"]]
+            out.append(f'<p class="ocr_par" id="par_{n}_{p}" title="{_title(corners)}">')
+            for i, line in lines:
+                out.append(f'<span class="ocr_line" id="line_{n}_{i}" '
+                           f'title="{_title(line["box"])}">')
+                for j, word in enumerate(line["words"], 1):
+                    conf = "" if word["confidence"] is None else \
+                        f"; x_wconf {round(word['confidence'] * 100)}"
+                    out.append(f'<span class="ocrx_word" id="word_{n}_{i}_{j}" '
+                               f'title="{_title(word["box"])}{conf}"{lang}>'
+                               f"{escape(word['text'])}</span>")
+                out.append("</span>")
+            out.append("</p>")
         out.append("</div>")
     out += ["</body>", "</html>", ""]
     return "\n".join(out)

@@ -13,9 +13,11 @@ from bench.ocr_baseline import languages_of, stock_text
 from bench.ocr_samples import (
     STYLES,
     Sample,
+    Style,
     degraded,
     generated,
     german,
+    render,
     scans,
     small_print,
     word_recall,
@@ -113,3 +115,14 @@ def test_boxes_of_a_deskewed_page_are_in_the_uploaded_pages_pixels() -> None:
     assert first_line[0].box[0][1] > first_line[-1].box[0][1]
     assert straight.recognition.lines[0].words[0].box[0][1] == pytest.approx(
         straight.recognition.lines[0].words[-1].box[0][1], abs=6)
+
+
+def test_lines_know_their_paragraph_and_confidence() -> None:
+    page = render("the first paragraph has two\nlines of plain text here\n\n\n"
+                  "the second paragraph follows\nafter a gap of two lines", Style(size=28),
+                  width=None)
+    lines = ENGINE.recognize_batch([PageRequest(page, 300, "eng")])[0].recognition.lines
+    assert [line.paragraph for line in lines] == [1, 1, 2, 2]
+    for line in lines:
+        confidences = [w.confidence for w in line.words if w.confidence is not None]
+        assert line.confidence == round(sum(confidences) / len(confidences), 3) > 0.8

@@ -32,6 +32,7 @@ def test_a_page_result_has_lines_of_words_with_boxes_and_confidence() -> None:
     assert page == {"page": 2, "width": 800, "height": 600, "angle": 90, "text": "Hello there",
                     "lines": [{"text": "Hello there",
                                "box": [[10, 10], [120, 10], [120, 32], [10, 32]],
+                               "paragraph": 1, "confidence": 0.705,
                                "words": [{"text": "Hello", "confidence": 0.91,
                                           "box": [[10, 10], [60, 10], [60, 30], [10, 30]]},
                                          {"text": "there", "confidence": 0.5,

@@ -37,6 +37,17 @@ def test_hocr_is_xhtml_with_pages_lines_and_words() -> None:
     assert root.find(f"{XHTML}head/{XHTML}meta[@name='ocr-system']") is not None
 
 
+def test_hocr_groups_lines_in_their_paragraphs() -> None:
+    line = PAGE["lines"][0]
+    lower = {**line, "box": [[10, 60], [170, 60], [170, 90], [10, 90]]}
+    page = {**PAGE, "lines": [{**line, "paragraph": 1}, {**lower, "paragraph": 1},
+                              {**lower, "paragraph": 2}]}
+    root = ET.fromstring(hocr([page, PAGE]))  # PAGE: a job read before paragraphs
+    pars = root.findall(".//*[@class='ocr_par']")
+    assert [len(p.findall(f"{XHTML}span[@class='ocr_line']")) for p in pars] == [2, 1, 1]
+    assert pars[0].get("title") == "bbox 10 10 170 90"
+
+
 def test_the_pdf_has_the_page_image_and_its_words_as_text() -> None:
     image = Image.new("L", (400, 100), 255)
     data = searchable_pdf([pdf_page(image, 200, WORDS), pdf_page(image.convert("RGB"), None,
