@@ -145,6 +145,7 @@ def whoami(context: Context) -> None:
 @click.option("--languages", help="Tesseract languages joined with +, e.g. eng+deu.")
 @click.option("--engine", type=click.Choice(["auto", "tesseract", "keras-ocr"]))
 @click.option("--callback-url", help="Where the signed completion event is POSTed.")
+@click.option("--no-mail", is_flag=True, help="No mail when a job ends (notify=none).")
 @click.option("--idempotency-key", help="The same key makes a retried upload the same job "
                                         "(with several files: the key, then -2, -3, …).")
 @click.option("--wait/--no-wait", default=False, help="Wait for the results and write them.")
@@ -157,11 +158,12 @@ def whoami(context: Context) -> None:
 @click.option("--timeout", default=600, show_default=True, help="Seconds --wait waits.")
 @pass_context
 def ocr(context: Context, files: tuple[Path, ...], languages: str | None, engine: str | None,
-        callback_url: str | None, idempotency_key: str | None, wait: bool, output: str,
-        out: str | None, timeout: int) -> None:
+        callback_url: str | None, no_mail: bool, idempotency_key: str | None, wait: bool,
+        output: str, out: str | None, timeout: int) -> None:
     """Upload FILES (PNG, JPEG, TIFF, WebP, BMP or PDF) for OCR."""
     options = {k: v for k, v in {"languages": languages, "engine": engine,
-                                 "callback_url": callback_url}.items() if v}
+                                 "callback_url": callback_url,
+                                 "notify": "none" if no_mail else None}.items() if v}
     targets = _targets(files, output, out) if wait else [None] * len(files)
     jobs = []
     with _bar(context, sum(f.stat().st_size for f in files), "uploading") as advance:

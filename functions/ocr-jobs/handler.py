@@ -59,7 +59,11 @@ ENGINE = {"enum": list(ocr.ENGINES)}
 CALLBACK_URL = {"type": "string", "minLength": 8, "maxLength": 2048, "format": "uri",
                 "description": "POSTed the job's signed io.scanline.ocr.completed.v1 "
                                "CloudEvent when it ends (a host on OCR_CALLBACK_HOSTS)"}
-OPTIONS = {"languages": LANGUAGES, "engine": ENGINE, "callback_url": CALLBACK_URL}
+NOTIFY = {"enum": list(ocr.NOTIFY), "default": ocr.NOTIFY_EMAIL,
+          "description": "who is told when the job ends: its owner by mail (email), or "
+                         "nobody (none: the callback_url, if any, and polling)"}
+OPTIONS = {"languages": LANGUAGES, "engine": ENGINE, "callback_url": CALLBACK_URL,
+           "notify": NOTIFY}
 PRESIGN_REQUEST = strict_object(
     {"content_type": {"enum": sorted(MEDIA_TYPES)},
      "size": {"type": "integer", "minimum": 1,

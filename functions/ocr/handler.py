@@ -114,13 +114,18 @@ def _finish(uow: UnitOfWork, job: Job, token: str, result: dict[str, Any],
             return False  # the lease passed to another worker, or the job was deleted
         _ended(uow, job, OcrCompleted(job_id=job.id, user_id=job.user_id, status=ocr.DONE,
                                       engine=result["engine"]))
-        to = uow.users.email_of(job.user_id)
-        if to:
-            uow.emit(ocr.completion_email(to, job.id, ocr.job_url(settings.public_url, job.id),
-                                          result["pages"]), subject=job.user_id)
-        else:
-            log.warning("ocr job %s: owner has no email address; no email sent", job.id)
+        if job.notify == ocr.NOTIFY_EMAIL:
+            _mail_owner(uow, job, result, settings)
     return True
+
+
+def _mail_owner(uow: UnitOfWork, job: Job, result: dict[str, Any], settings: Settings) -> None:
+    to = uow.users.email_of(job.user_id)
+    if to:
+        uow.emit(ocr.completion_email(to, job.id, ocr.job_url(settings.public_url, job.id),
+                                      result["pages"]), subject=job.user_id)
+    else:
+        log.warning("ocr job %s: owner has no email address; no email sent", job.id)
 
 
 @routes.event(OcrRequested, emits=[OcrCompleted, EmailRequested], inbox=False)

@@ -34,7 +34,7 @@ def _job(row: Row[Any]) -> Job:
                timings=row.timings, error=row.error, completed_at=row.completed_at,
                languages=row.languages, requested_engine=row.requested_engine,
                pages=row.pages, upload_etag=row.upload_etag, callback_url=row.callback_url,
-               upload_expires_at=row.upload_expires_at)
+               upload_expires_at=row.upload_expires_at, notify=row.notify)
 
 
 class ClaimOutcome(enum.Enum):
@@ -68,12 +68,13 @@ class OcrJobs:
     def create(self, *, job_id: str, user_id: str, status: str, object_key: str,
                content_type: str | None, size: int | None, languages: str | None = None,
                requested_engine: str | None = None, callback_url: str | None = None,
-               upload_expires_at: datetime | None = None) -> Job:
+               upload_expires_at: datetime | None = None,
+               notify: str = ocr.NOTIFY_EMAIL) -> Job:
         row = self._conn.execute(ocr_jobs.insert().values(
             id=job_id, user_id=user_id, status=status, object_key=object_key,
             content_type=content_type, size=size, languages=languages,
             requested_engine=requested_engine, callback_url=callback_url,
-            upload_expires_at=upload_expires_at).returning(*ocr_jobs.c)).one()
+            upload_expires_at=upload_expires_at, notify=notify).returning(*ocr_jobs.c)).one()
         return _job(row)
 
     def get(self, job_id: str) -> Job | None:

@@ -40,6 +40,8 @@ ocr_jobs = sa.Table(
     sa.Column("upload_etag", sa.Text),
     sa.Column("callback_url", sa.Text),
     sa.Column("upload_expires_at", sa.DateTime(timezone=True)),
+    # Whom the job's end is told (migration 0010): the owner by mail, or nobody.
+    sa.Column("notify", sa.Text, nullable=False, server_default="email"),
 )
 
 # A user's Idempotency-Key, the request it came with (a digest) and the answer it got.

@@ -33,6 +33,9 @@ CLAIMABLE = frozenset({QUEUED, PROCESSING})
 # Engines a job may ask for; "auto" lets the deployment decide (scanline.ocr.service).
 AUTO_ENGINE = "auto"
 ENGINES = ("auto", "tesseract", "keras-ocr")
+# Who is told when a job ends, besides its callback_url: its owner by mail, or nobody.
+NOTIFY_EMAIL, NOTIFY_NONE = "email", "none"
+NOTIFY = (NOTIFY_EMAIL, NOTIFY_NONE)
 # Pages of a result are joined with a form feed in the job's ``text`` (as pdftotext does).
 PAGE_BREAK = "\f"
 
@@ -143,6 +146,7 @@ class Job:
     upload_etag: str | None = None  # the upload as checked at submit: what the worker reads
     callback_url: str | None = None
     upload_expires_at: datetime | None = None  # a presigned job is abandoned after it
+    notify: str = NOTIFY_EMAIL  # who hears of its end: its owner by mail, or nobody
 
     def expires_at(self, retention: timedelta) -> datetime | None:
         """When housekeeping deletes the job with its upload and results."""
@@ -237,6 +241,7 @@ _JOB_FIELDS: dict[str, Any] = {
     "words": {"type": ["array", "null"], "items": _WORD},
     "pages": {"type": ["array", "null"], "items": _PAGE},
     "languages": _NULLABLE_TEXT, "requested_engine": {"enum": [*ENGINES, None]},
+    "notify": {"enum": list(NOTIFY)},
     "timings": {"type": ["object", "null"]},
     # The completion callback's delivery (null: the job named no callback_url).
     "callback": {"anyOf": [{"type": "null"}, {
@@ -285,7 +290,7 @@ def job_view(job: Job, status_url: str, retention: timedelta,
         **summary_view(job, status_url, retention),
         "text": job.text, "words": job.all_words, "pages": job.pages,
         "languages": job.languages, "requested_engine": job.requested_engine,
-        "engine": job.engine, "timings": job.timings, "error": job.error,
+        "notify": job.notify, "engine": job.engine, "timings": job.timings, "error": job.error,
         "callback": callback if callback is not None else (
             None if job.callback_url is None else
             {"url": job.callback_url, "state": "pending", "attempts": 0, "last_error": None,

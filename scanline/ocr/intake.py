@@ -19,7 +19,7 @@ from typing import Any
 from scanline.adapters.ocr_lifecycle_repository import Remembered
 from scanline.adapters.store import ObjectStore
 from scanline.adapters.unit_of_work import UnitOfWork
-from scanline.domain import callbacks
+from scanline.domain import callbacks, ocr
 from scanline.domain.job_policy import JobPolicy
 from scanline.errors import (
     Conflict,
@@ -42,10 +42,11 @@ class Asked:
     languages: str
     requested_engine: str
     callback_url: str | None
+    notify: str
 
     def columns(self) -> dict[str, Any]:
         return {"languages": self.languages, "requested_engine": self.requested_engine,
-                "callback_url": self.callback_url}
+                "callback_url": self.callback_url, "notify": self.notify}
 
 
 def asked(body: dict[str, Any], ocr_settings: OcrSettings, policy: JobPolicy) -> Asked:
@@ -54,7 +55,8 @@ def asked(body: dict[str, Any], ocr_settings: OcrSettings, policy: JobPolicy) ->
         raise InvalidInput("callback_url must be an http(s) URL on a host this deployment "
                            "allows (OCR_CALLBACK_HOSTS)")
     languages = ocr_settings.languages_of(body.get("languages"))
-    return Asked(languages, ocr_settings.engine_of(body.get("engine"), languages), callback)
+    return Asked(languages, ocr_settings.engine_of(body.get("engine"), languages), callback,
+                 body.get("notify") or ocr.NOTIFY_EMAIL)
 
 
 def replayed(uow: UnitOfWork, user_id: str, key: str | None, fingerprint: str,

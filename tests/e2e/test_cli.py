@@ -115,8 +115,9 @@ def test_ocr_waits_and_writes_text_json_and_a_searchable_pdf(person: Person,
     text = person.ok("ocr", str(page), "--wait")
     assert word_recall(SAMPLE.truth, text) >= 0.9, text
     job = json.loads(person.ok("ocr", str(page), "--wait", "--format", "json",
-                               "--languages", "eng"))
+                               "--languages", "eng", "--no-mail"))
     assert job["status"] == "done" and job["pages"][0]["lines"], job
+    assert job["notify"] == "none"
     out = tmp_path / "results"
     person.ok("ocr", str(page), str(page), "--wait", "--format", "pdf", "-o", str(out))
     assert (out / "page.ocr.pdf").read_bytes().startswith(b"%PDF-")

@@ -359,6 +359,28 @@ def test_presigned_upload_of_the_wrong_type_or_size_is_refused(jobs_fn: Function
 
 # --- ocr ------------------------------------------------------------------------------
 
+def test_a_job_that_asks_for_no_mail_ends_without_one(ocr_fn: Function, jobs_fn: Function,
+                                                     tap: EventTap) -> None:
+    """An API client that polls, waits or takes a callback need not get a mail a job."""
+    user_id, email, auth = new_user(jobs_fn.deps)
+    asked = jobs_fn.client.post("/", headers=auth, json={"content_type": "image/png",
+                                                         "size": 100, "notify": "none"})
+    assert asked.status_code == 201, asked.json
+    assert job_row(jobs_fn.deps, asked.json["job_id"]).notify == "none"
+    view = jobs_fn.client.get(f"/{asked.json['job_id']}", headers=auth).json
+    assert view["notify"] == "none"
+    refused = jobs_fn.client.post("/", headers=auth, json={"content_type": "image/png",
+                                                           "size": 100, "notify": "sms"})
+    assert refused.status_code == 422
+    job_id = staged_job(ocr_fn.deps, user_id, SAMPLE.data, notify="none")
+    with tap.listen(OcrCompleted.TYPE, EmailRequested.TYPE) as received:
+        assert deliver(ocr_fn, job_id, user_id).json["status"] == "done"
+        received.wait_until(lambda e: e.type == OcrCompleted.TYPE and e.subject == job_id)
+        time.sleep(0.5)
+    assert not [e for e in received.events if e.type == EmailRequested.TYPE
+                and e.data["to"] == email]
+
+
 def test_ocr_recognises_stores_emits_once_and_deletes_the_object(ocr_fn: Function,
                                                                  tap: EventTap) -> None:
     user_id, email, _ = new_user(ocr_fn.deps)
