@@ -58,7 +58,7 @@ def good_data(name: str) -> dict[str, Any]:
     """Data the function accepts, so that a case's only fault is the one it is named for."""
     return {
         "send-email": {"to": "corpus@example.com", "subject": "corpus", "text": "corpus"},
-        "issue-otp": {"registration_id": str(uuid.uuid4()), "email": "corpus@example.com"},
+        "issue-otp": {"registration_id": str(uuid.uuid4())},
         "ocr": {"bucket": "scanline-uploads", "key": "uploads/corpus/none",
                 "job_id": str(uuid.uuid4()), "user_id": "corpus"},
     }.get(name, {})

@@ -706,15 +706,12 @@ def test_logins_for_unknown_users_from_one_address_are_throttled_before_hashing(
     assert int(answers[-1].headers["Retry-After"]) > 0
 
 
-def test_parallel_wrong_passwords_evaluate_no_more_than_the_limit(
-        client: Client, deps: Container, counting: CountingHasher) -> None:
-    email = address()
-    create_user(deps, email)
+def wrong_passwords_at_once(client: Client, email: str, attacker: str, n: int) -> list[int]:
+    """``n`` logins of ``email`` with a wrong password from ``attacker``, released together
+    (a barrier); their statuses."""
     app = client("token").application
-    attacker = f"10.17.{uuid.uuid4().int % 250}.4"
-    barrier = threading.Barrier(100)
+    barrier = threading.Barrier(n)
     statuses: list[int] = []
-    before = counting.calls
 
     def attempt() -> None:
         test_client = app.test_client()
@@ -723,11 +720,20 @@ def test_parallel_wrong_passwords_evaluate_no_more_than_the_limit(
         statuses.append(test_client.post("/", data={
             "grant_type": "password", "username": email, "password": "guess guess"}).status_code)
 
-    threads = [threading.Thread(target=attempt) for _ in range(100)]
+    threads = [threading.Thread(target=attempt) for _ in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    return statuses
+
+
+def test_parallel_wrong_passwords_evaluate_no_more_than_the_limit(
+        client: Client, deps: Container, counting: CountingHasher) -> None:
+    email = address()
+    create_user(deps, email)
+    before = counting.calls
+    statuses = wrong_passwords_at_once(client, email, f"10.17.{uuid.uuid4().int % 250}.4", 100)
     assert counting.calls - before <= LOGIN_FAILURES_PER_CLIENT.allowed
     assert statuses.count(400) <= LOGIN_FAILURES_PER_CLIENT.allowed
     # 100 at once in one process exhaust its connection pool: those wait, then get a 503
@@ -741,24 +747,8 @@ def test_parallel_wrong_passwords_of_one_pair_evaluate_no_more_than_its_free_att
     (account, client address) is not all evaluated before the first failure is saved."""
     email = address()
     create_user(deps, email)
-    app = client("token").application
-    attacker = f"10.18.{uuid.uuid4().int % 250}.4"
-    barrier = threading.Barrier(12)
-    statuses: list[int] = []
     before = counting.calls
-
-    def attempt() -> None:
-        test_client = app.test_client()
-        test_client.environ_base["REMOTE_ADDR"] = attacker
-        barrier.wait()
-        statuses.append(test_client.post("/", data={
-            "grant_type": "password", "username": email, "password": "guess guess"}).status_code)
-
-    threads = [threading.Thread(target=attempt) for _ in range(12)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    statuses = wrong_passwords_at_once(client, email, f"10.18.{uuid.uuid4().int % 250}.4", 12)
     free = LOGIN_FAILURES_PER_PAIR.free
     assert sorted(statuses) == [400] * free + [429] * (12 - free)
     assert counting.calls - before == free
