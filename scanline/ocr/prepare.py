@@ -32,7 +32,8 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 DEFAULT_DPI = 300
-DARK = 128  # grey level below which a pixel is ink
+DARK = 128  # grey level below which a pixel is ink (at least; see _ink_level)
+INK_SHARE = 0.002  # the darkest this share of a page's pixels is its ink's level
 # A dark pixel with at most this many dark pixels in its 5x5 neighbourhood (itself
 # included) is a speck: a 2x2 speck counts 4; a period or an i-dot at 20 px counts more.
 SPECK_NEIGHBOURS = 4
@@ -116,11 +117,28 @@ def _specks(dark: np.ndarray, reach: int = 0, *, on_background: bool = False) ->
     return int(np.count_nonzero(lonely[reach:height - reach]))
 
 
+def _ink_level(grey: Image.Image) -> int:
+    """The grey level below which a pixel is ink: ``DARK``, or halfway between the page's
+    darkest ink and its background where even the darkest ink is a mid grey. Grey text (a
+    screenshot's #5a5a5a) has few pixels under ``DARK``, each alone, so at ``DARK`` its
+    glyphs measure as dust and a median would erase them."""
+    histogram = grey.histogram()
+    total = sum(histogram)
+    darkest, seen = 0, 0
+    while darkest < 255 and seen + histogram[darkest] < total * INK_SHARE:
+        seen += histogram[darkest]
+        darkest += 1
+    if darkest < DARK // 2:  # black ink (or black specks): the fixed level holds
+        return DARK
+    background = max(range(256), key=histogram.__getitem__)
+    return max(DARK, (darkest + background) // 2)
+
+
 def specks_per_megapixel(grey: Image.Image, *, on_background: bool = False) -> float:
     """Lonely dark pixels per megapixel (``on_background``: only those far from glyphs);
     on a big image, counted exactly on evenly spaced bands (each cut with the windows'
     reach around it, so that a glyph cut at a band's edge is not taken for specks)."""
-    dark = (np.asarray(grey) < DARK).astype(np.uint8)
+    dark = (np.asarray(grey) < _ink_level(grey)).astype(np.uint8)
     height, width = dark.shape
     if width * height <= SPECK_SAMPLE or height < 2 * SPECK_BAND:
         return _specks(dark, on_background=on_background) * 1_000_000 / max(1, width * height)

@@ -54,6 +54,18 @@ def test_small_print_is_not_taken_for_speckle() -> None:
         assert "despeckle" in prepare(speckled).steps, sample.name
 
 
+def test_grey_small_print_is_not_taken_for_speckle() -> None:
+    """Grey text (a screenshot's #5a5a5a) has few pixels under the fixed ink level, each
+    alone: measured at that level its glyphs were dust, and 11-16 px read 0.0-0.36."""
+    for sample in small_print():
+        grey = decoded(sample.data).convert("L").point(lambda v: 90 + v * 165 // 255)
+        assert "despeckle" not in prepare(grey).steps, sample.name
+    speckled = speckle(render("grey text with dust on it", Style(size=24), width=None)
+                       .convert("L").point(lambda v: 90 + v * 165 // 255),
+                       random.Random(3), 0.01)
+    assert "despeckle" in prepare(speckled).steps  # black dust on grey text still is
+
+
 def test_a_big_page_is_measured_on_bands_that_agree_with_the_whole(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A 300-dpi letter page (8.4 Mpx) is sampled: clean stays clean (no glyph cut at a
